@@ -1,0 +1,23 @@
+/**
+ * Applies pending migrations to DATABASE_URL (the server also does this at
+ * start). Exits non-zero on any failure, having applied nothing.
+ */
+import { loadConfig } from '../src/config.ts';
+import { createSql } from '../src/db/client.ts';
+import { migrate } from '../src/db/migrate.ts';
+
+const config = loadConfig();
+if (config.databaseUrl === undefined) {
+  console.error('migrate: DATABASE_URL is not set (the embedded database is migrated by npm start itself)');
+  process.exit(1);
+}
+const sql = createSql(config.databaseUrl, { max: 1 });
+try {
+  const applied = await migrate(sql);
+  console.log(applied.length > 0 ? `applied: ${applied.join(', ')}` : 'nothing to apply: the schema is up to date');
+} catch (err) {
+  console.error(`migrate: failed, nothing applied: ${err instanceof Error ? err.message : String(err)}`);
+  process.exitCode = 1;
+} finally {
+  await sql.end({ timeout: 5 });
+}

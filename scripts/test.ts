@@ -1,0 +1,46 @@
+/**
+ * `npm test`: the whole tap suite against a real PostgreSQL. Uses DATABASE_URL
+ * when set; otherwise starts an embedded PostgreSQL in a fresh temporary
+ * directory on a free port, and removes it afterwards. Each test file then works
+ * in a schema of its own (test/helper.ts). Arguments go to tap, e.g.
+ * `npm test -- test/tasks/crud.test.ts`.
+ */
+import { spawn } from 'node:child_process';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded.ts';
+
+let embedded: EmbeddedDatabase | undefined;
+let tempDir: string | undefined;
+let url = process.env.DATABASE_URL;
+
+async function cleanup(): Promise<void> {
+  await embedded?.stop().catch(() => {});
+  embedded = undefined;
+  if (tempDir) await rm(tempDir, { recursive: true, force: true }).catch(() => {});
+  tempDir = undefined;
+}
+
+if (!url) {
+  // /tmp, not the project folder: as root the cluster runs as "postgres", which must reach it.
+  tempDir = await mkdtemp(join(tmpdir(), 'todo-api-test-'));
+  await chmod(tempDir, 0o755);
+  const started = Date.now();
+  embedded = await startEmbeddedPostgres({ dataDir: tempDir });
+  url = embedded.url;
+  console.log(`# embedded PostgreSQL ready on port ${embedded.port} in ${Date.now() - started} ms`);
+}
+
+const tap = spawn(process.execPath, [join('node_modules', 'tap', 'dist', 'esm', 'run.mjs'), ...process.argv.slice(2)], {
+  stdio: 'inherit',
+  env: { ...process.env, TEST_DATABASE_URL: url },
+});
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => tap.kill(signal));
+}
+
+const code = await new Promise<number>((resolve) => tap.on('close', (c) => resolve(c ?? 1)));
+await cleanup();
+process.exit(code);

@@ -1,0 +1,42 @@
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+
+export const SPEC_PATH = new URL('../../openapi.yaml', import.meta.url).pathname;
+
+/** openapi.yaml as written: the single source of truth for routes, validation and docs. */
+export const specText: string = readFileSync(SPEC_PATH, 'utf8');
+
+export interface OpenApiOperation {
+  operationId: string;
+  security?: Array<Record<string, string[]>>;
+  requestBody?: unknown;
+  [key: string]: unknown;
+}
+
+export interface OpenApiDocument {
+  openapi: string;
+  security?: Array<Record<string, string[]>>;
+  paths: Record<string, Record<string, OpenApiOperation | unknown>>;
+  components: Record<string, Record<string, unknown>>;
+  [key: string]: unknown;
+}
+
+/** A fresh deep copy each call: fastify-openapi-glue and @fastify/swagger annotate what they get. */
+export function loadSpec(): OpenApiDocument {
+  return parse(specText) as OpenApiDocument;
+}
+
+export const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
+
+/** The operation at a path and method of the spec, if there is one. */
+export function operationAt(spec: OpenApiDocument, path: string, method: string): OpenApiOperation | undefined {
+  const op = spec.paths[path]?.[method.toLowerCase()];
+  return typeof op === 'object' && op !== null && 'operationId' in op ? (op as OpenApiOperation) : undefined;
+}
+
+/** Whether the operation needs a bearer token (its own `security`, else the document's). */
+export function requiresBearer(spec: OpenApiDocument, op: OpenApiOperation): boolean {
+  const requirements = op.security ?? spec.security ?? [];
+  // An empty requirement object ({}) would make auth optional; the contract has none.
+  return requirements.length > 0 && requirements.every((r) => 'bearerAuth' in r);
+}

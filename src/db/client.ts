@@ -1,0 +1,56 @@
+import postgres from 'postgres';
+
+export type Sql = postgres.Sql;
+
+/**
+ * One pool for the process. `prepare=false` (for PgBouncer in transaction mode)
+ * and other driver options can be given as query parameters of the URL.
+ */
+export function createSql(url: string, options: { max?: number } = {}): Sql {
+  return postgres(url, {
+    max: options.max ?? 10,
+    // Fail fast while the database is down: the request gets a 503, not a hang.
+    connect_timeout: 5,
+    idle_timeout: 60,
+    // The server's NOTICEs (e.g. "relation already exists, skipping") are not ours to print.
+    onnotice: () => {},
+    connection: { application_name: 'todo-api' },
+  });
+}
+
+const UNAVAILABLE_NODE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EPIPE',
+  // postgres.js's own codes for a lost or unobtainable connection
+  'CONNECT_TIMEOUT',
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+]);
+
+/**
+ * True when an error means "the database cannot serve us right now" (down,
+ * restarting, unreachable, out of connections) rather than a bug.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null) return false;
+  const code = (err as { code?: unknown }).code;
+  if (typeof code !== 'string') return false;
+  if (UNAVAILABLE_NODE_CODES.has(code)) return true;
+  // SQLSTATE classes 08 (connection exception), 53 (insufficient resources), and
+  // 57P0x (the server is shutting down or starting up).
+  return /^08[0-9A-Z]{3}$/.test(code) || /^53[0-9A-Z]{3}$/.test(code) || /^57P0[1-3]$/.test(code);
+}
+
+/** SQLSTATE class 22 (data exception) or a CHECK violation: a bad value, not a bug in us. */
+export function isDataException(err: unknown): boolean {
+  if (typeof err !== 'object' || err === null || (err as { name?: unknown }).name !== 'PostgresError') return false;
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && (code.startsWith('22') || code === '23514');
+}

@@ -1,0 +1,39 @@
+import type { components } from './generated/openapi.ts';
+
+export type ErrorBody = components['schemas']['ErrorBody'];
+export type ErrorCode = ErrorBody['code'];
+export type FieldError = components['schemas']['FieldError'];
+
+/**
+ * An error meant for the client: the error handler turns it into the contract's
+ * error body. Anything else that is thrown becomes a masked 500.
+ */
+export class ApiError extends Error {
+  readonly headers: Record<string, string>;
+
+  constructor(
+    readonly statusCode: number,
+    readonly code: ErrorCode,
+    message: string,
+    readonly details: FieldError[] | null = null,
+    headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'ApiError';
+    this.headers = headers;
+  }
+
+  toBody(): { error: ErrorBody } {
+    return { error: { code: this.code, message: this.message, details: this.details } };
+  }
+}
+
+export const notFound = (message = 'Task not found.'): ApiError => new ApiError(404, 'NOT_FOUND', message);
+
+export const forbidden = (): ApiError => new ApiError(403, 'FORBIDDEN', 'This task belongs to another user.');
+
+export const invalidField = (where: FieldError['in'], field: string, message: string): ApiError =>
+  new ApiError(400, 'VALIDATION_ERROR', 'The request is invalid.', [{ in: where, field, message }]);
+
+export const serviceUnavailable = (): ApiError =>
+  new ApiError(503, 'SERVICE_UNAVAILABLE', 'The database is unavailable; try again shortly.');

@@ -1,0 +1,22 @@
+import fastifyCors from '@fastify/cors';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+
+/**
+ * Listed origins get their origin echoed, with credentials; any other origin
+ * gets no CORS headers, so the browser blocks it.
+ */
+async function cors(app: FastifyInstance, options: { origins: string[] }): Promise<void> {
+  const allowed = new Set(options.origins);
+  await app.register(fastifyCors, {
+    origin: (origin, callback) => callback(null, origin !== undefined && allowed.has(origin)),
+    credentials: true,
+    methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
+    allowedHeaders: ['Authorization', 'Content-Type'],
+    exposedHeaders: ['Location', 'WWW-Authenticate', 'Retry-After'],
+    maxAge: 600,
+    strictPreflight: true,
+  });
+}
+
+export default fp(cors, { name: 'cors', fastify: '5.x' });

@@ -1,0 +1,28 @@
+import fastifySwagger from '@fastify/swagger';
+import fastifySwaggerUi from '@fastify/swagger-ui';
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { loadSpec, specText } from '../contract/spec.ts';
+
+/**
+ * The contract as written (/openapi.yaml, /openapi.json) and an interactive
+ * reference at /docs where a user can paste a token and try every call.
+ */
+async function docs(app: FastifyInstance): Promise<void> {
+  const json = JSON.stringify(loadSpec());
+  app.get('/openapi.yaml', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type('application/yaml; charset=utf-8').send(specText),
+  );
+  app.get('/openapi.json', { schema: { hide: true } }, async (_request, reply) =>
+    reply.type('application/json; charset=utf-8').send(json),
+  );
+
+  await app.register(fastifySwagger, { mode: 'static', specification: { document: loadSpec() as never } });
+  await app.register(fastifySwaggerUi, {
+    routePrefix: '/docs',
+    uiConfig: { persistAuthorization: true, displayRequestDuration: true, tryItOutEnabled: true },
+    staticCSP: false,
+  });
+}
+
+export default fp(docs, { name: 'docs', fastify: '5.x' });

@@ -1,0 +1,35 @@
+import { Ajv, type Options } from 'ajv';
+import addFormats from 'ajv-formats';
+import type { FastifyInstance } from 'fastify';
+import type { FastifySchema } from 'fastify/types/schema.js';
+import fp from 'fastify-plugin';
+
+const common: Options = {
+  allErrors: true,
+  useDefaults: true,
+  // Extra fields are an error, never silently dropped (e.g. a client sending user_id).
+  removeAdditional: false,
+  // OpenAPI annotations (description, examples, ...) are not validation keywords.
+  strict: false,
+};
+
+function makeAjv(options: Options): Ajv {
+  const ajv = new Ajv({ ...common, ...options });
+  addFormats.default(ajv);
+  return ajv;
+}
+
+/**
+ * Bodies are JSON and are validated as sent: no coercion (`123` is not a title).
+ * Query, path and header values are strings on the wire, so those are coerced
+ * to the contract's types ("20" -> 20), but never from arrays.
+ */
+async function validation(app: FastifyInstance): Promise<void> {
+  const bodyAjv = makeAjv({ coerceTypes: false });
+  const paramsAjv = makeAjv({ coerceTypes: true });
+  app.setValidatorCompiler(({ schema, httpPart }: { schema: FastifySchema; httpPart?: string }) =>
+    (httpPart === 'body' ? bodyAjv : paramsAjv).compile(schema as object),
+  );
+}
+
+export default fp(validation, { name: 'validation', fastify: '5.x' });

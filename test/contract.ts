@@ -1,0 +1,98 @@
+/**
+ * The contract-conformance net: every response a test receives is checked
+ * against openapi.yaml (documented status, content type, headers, body schema).
+ */
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { HTTP_METHODS, loadSpec, type OpenApiDocument } from '../src/contract/spec.ts';
+
+export const spec: OpenApiDocument = loadSpec();
+
+const ajv = new Ajv2020({ strict: false, allErrors: true });
+addFormats.default(ajv);
+ajv.addSchema(spec as object, 'openapi.json');
+
+const pointer = (...parts: string[]) => parts.map((p) => p.replace(/~/g, '~0').replace(/\//g, '~1')).join('/');
+
+interface ResponseObject {
+  $ref?: string;
+  content?: Record<string, { schema?: unknown }>;
+  headers?: Record<string, unknown>;
+}
+
+const routes = Object.keys(spec.paths).map((template) => ({
+  template,
+  pattern: new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`),
+}));
+
+/** The spec's path template for a concrete URL (query string ignored). */
+export function templateFor(url: string): string | undefined {
+  const path = url.split('?')[0] ?? '';
+  return routes.find((r) => r.pattern.test(path))?.template;
+}
+
+const cache = new Map<string, ValidateFunction>();
+function validator(ref: string): ValidateFunction {
+  let v = cache.get(ref);
+  if (!v) {
+    v = ajv.compile({ $ref: ref });
+    cache.set(ref, v);
+  }
+  return v;
+}
+
+export interface Received {
+  method: string;
+  url: string;
+  statusCode: number;
+  headers: Record<string, unknown>;
+  body: string;
+}
+
+/** Problems with a response, as sentences; empty when it conforms. */
+export function contractProblems(res: Received): string[] {
+  const problems: string[] = [];
+  const template = templateFor(res.url);
+  const method = res.method.toLowerCase();
+  const contentType = String(res.headers['content-type'] ?? '');
+
+  const operation = template ? (spec.paths[template]?.[method] as { responses?: Record<string, ResponseObject> } | undefined) : undefined;
+  let schemaRef: string;
+  let documented: ResponseObject | undefined;
+
+  if (!operation || !HTTP_METHODS.includes(method as never)) {
+    // Outside the contract's operations (unknown route, wrong method): the error body still applies.
+    if (res.statusCode < 400) return [`${res.method} ${res.url} answered ${res.statusCode} but is not in openapi.yaml`];
+    schemaRef = 'openapi.json#/components/schemas/Error';
+  } else {
+    documented = operation.responses?.[String(res.statusCode)];
+    if (!documented) return [`${res.method} ${template} answered ${res.statusCode}, which openapi.yaml does not list`];
+    let responsePath = `openapi.json#/${pointer('paths', template!, method, 'responses', String(res.statusCode))}`;
+    if (documented.$ref) {
+      const name = documented.$ref.split('/').pop()!;
+      documented = spec.components.responses?.[name] as ResponseObject;
+      responsePath = `openapi.json#/${pointer('components', 'responses', name)}`;
+    }
+    if (!documented.content) {
+      if (res.body !== '') problems.push(`${res.statusCode} must have an empty body, got ${res.body.slice(0, 100)}`);
+      return problems;
+    }
+    schemaRef = `${responsePath}/${pointer('content', 'application/json', 'schema')}`;
+    for (const header of Object.keys(documented.headers ?? {})) {
+      if (res.headers[header.toLowerCase()] === undefined) problems.push(`${res.statusCode} lacks the ${header} header`);
+    }
+  }
+
+  if (!contentType.startsWith('application/json')) problems.push(`content-type is "${contentType}", not application/json`);
+  let body: unknown;
+  try {
+    body = JSON.parse(res.body);
+  } catch {
+    return [...problems, `body is not JSON: ${res.body.slice(0, 100)}`];
+  }
+  const validate = validator(schemaRef);
+  if (!validate(body)) {
+    problems.push(`body does not match ${schemaRef}: ${ajv.errorsText(validate.errors)}; body: ${res.body.slice(0, 300)}`);
+  }
+  return problems;
+}
