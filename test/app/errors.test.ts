@@ -1,0 +1,83 @@
+import t from 'tap';
+import { buildApp } from '../../src/app.ts';
+import { createSql } from '../../src/db/client.ts';
+import { Api, freshSchema, ORIGIN, SECRET, build, type Test } from '../helper.ts';
+
+/** The app with extra routes that fail on purpose, registered before ready(). */
+async function buildWithFailures(t: Test) {
+  const { url } = await freshSchema(t);
+  const sql = createSql(url);
+  const app = await buildApp({ sql, secretKey: SECRET, corsOrigins: [ORIGIN] });
+  app.get('/boom', async () => {
+    const err = new Error('relation "secret_table" does not exist at /srv/app/src/db.ts:12');
+    throw Object.assign(err, { query: 'SELECT * FROM secret_table' });
+  });
+  app.get('/bad-cast', async () => sql`SELECT ${'not a number'}::int`);
+  app.get('/serialize', async () => {
+    throw Object.assign(new Error('weird'), { statusCode: 418 });
+  });
+  await app.ready();
+  t.teardown(() => app.close());
+  return { app, api: new Api(t, app) };
+}
+
+t.test('an unexpected error is a masked 500 INTERNAL_ERROR', async (t) => {
+  const { app } = await buildWithFailures(t);
+  const res = await app.inject({ method: 'GET', url: '/boom' });
+  t.equal(res.statusCode, 500);
+  t.match(res.headers['content-type'], /^application\/json/);
+  t.same(res.json(), { error: { code: 'INTERNAL_ERROR', message: 'An unexpected error occurred.', details: null } });
+  for (const leak of ['secret_table', '/srv/', 'SELECT', 'at ', 'stack']) {
+    t.notOk(res.body.includes(leak), `the body does not carry "${leak}"`);
+  }
+});
+
+t.test('a value PostgreSQL refuses is a 400, not a 500', async (t) => {
+  const { app } = await buildWithFailures(t);
+  const res = await app.inject({ method: 'GET', url: '/bad-cast' });
+  t.equal(res.statusCode, 400);
+  t.equal(res.json().error.code, 'VALIDATION_ERROR');
+  t.notOk(res.body.includes('invalid input syntax'), 'the driver message is not echoed');
+});
+
+t.test('other client errors keep to the error body', async (t) => {
+  const { app } = await buildWithFailures(t);
+  const res = await app.inject({ method: 'GET', url: '/serialize' });
+  t.equal(res.statusCode, 400);
+  t.same(Object.keys(res.json().error).sort(), ['code', 'details', 'message']);
+});
+
+t.test('unknown routes are a JSON 404 NOT_FOUND', async (t) => {
+  const { api } = await build(t);
+  for (const url of ['/', '/nope', '/api', '/api/tasks/a/b', '/api/task']) {
+    const res = await api.get(url);
+    t.equal(res.statusCode, 404, url);
+    t.equal(res.json().error.code, 'NOT_FOUND', url);
+  }
+});
+
+t.test('a known path with another method is a 405 with Allow', async (t) => {
+  const { api } = await build(t);
+  const res = await api.request('PATCH', '/api/tasks', { as: 'alice' });
+  t.equal(res.statusCode, 405);
+  t.equal(res.json().error.code, 'METHOD_NOT_ALLOWED');
+  t.equal(res.headers.allow, 'GET, POST, HEAD');
+  const one = await api.request('POST', '/api/tasks/6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b', { as: 'alice' });
+  t.equal(one.statusCode, 405);
+  t.equal(one.headers.allow, 'GET, PUT, DELETE, HEAD, PATCH');
+});
+
+t.test('every error body has exactly code, message and details', async (t) => {
+  const { api } = await build(t);
+  const responses = [
+    await api.get('/api/tasks'),
+    await api.get('/api/tasks/nope', { as: 'a' }),
+    await api.get('/missing'),
+    await api.post('/api/tasks', { as: 'a', headers: { 'content-type': 'text/plain' }, payload: 'x' }),
+  ];
+  for (const res of responses) {
+    t.same(Object.keys(res.json()), ['error']);
+    t.same(Object.keys(res.json().error).sort(), ['code', 'details', 'message']);
+    t.type(res.json().error.message, 'string');
+  }
+});

@@ -1,0 +1,193 @@
+import t from 'tap';
+import { build } from '../helper.ts';
+
+const json = { 'content-type': 'application/json' };
+
+t.test('title rules on create', async (t) => {
+  const { api, sql } = await build(t);
+  const cases: Array<[string, unknown, string]> = [
+    ['missing', {}, 'title'],
+    ['empty', { title: '' }, 'title'],
+    ['only white space', { title: ' \t\n ' }, 'title'],
+    ['501 characters', { title: 'x'.repeat(501) }, 'title'],
+    ['501 emoji', { title: '😀'.repeat(501) }, 'title'],
+    ['a number (no coercion)', { title: 123 }, 'title'],
+    ['a boolean', { title: true }, 'title'],
+    ['null', { title: null }, 'title'],
+    ['an array', { title: ['a'] }, 'title'],
+    ['an object', { title: { text: 'a' } }, 'title'],
+    ['with a NUL character', { title: 'a\u0000b' }, 'title'],
+  ];
+  for (const [name, payload, field] of cases) {
+    const res = await api.post('/api/tasks', { as: 'alice', payload: payload as object });
+    t.equal(res.statusCode, 400, `${name}: 400`);
+    const { error } = res.json();
+    t.equal(error.code, 'VALIDATION_ERROR', `${name}: VALIDATION_ERROR`);
+    t.ok(error.details.some((d: { field: string; in: string }) => d.field === field && d.in === 'body'), `${name}: details name ${field}`);
+  }
+  t.same([...(await sql`SELECT count(*)::int AS n FROM tasks`)], [{ n: 0 }], 'nothing was stored');
+});
+
+t.test('an unpaired surrogate in a title is a 400, not a 500 or a silent replacement', async (t) => {
+  const { api } = await build(t);
+  for (const escaped of ['\\ud800', 'a\\udfffb', '\\ude00\\ud83d']) {
+    const res = await api.post('/api/tasks', { as: 'alice', headers: json, payload: `{"title":"${escaped}"}` });
+    t.equal(res.statusCode, 400, escaped);
+    t.equal(res.json().error.code, 'VALIDATION_ERROR');
+  }
+  const pair = await api.post('/api/tasks', { as: 'alice', headers: json, payload: '{"title":"\\ud83d\\ude00"}' });
+  t.equal(pair.statusCode, 201, 'a proper surrogate pair (an emoji) is fine');
+  t.equal(pair.json().title, '😀');
+});
+
+t.test('title lengths count characters, after trimming', async (t) => {
+  const { api } = await build(t);
+  const ascii = await api.createTask('alice', 'x'.repeat(500));
+  t.equal(ascii.title.length, 500);
+  const emoji = await api.createTask('alice', '😀'.repeat(500));
+  t.equal([...emoji.title].length, 500, '500 emoji are a valid title');
+  const padded = await api.createTask('alice', `   ${'y'.repeat(500)}   `);
+  t.equal(padded.title, 'y'.repeat(500), 'white space around 500 characters is trimmed, not counted');
+  const one = await api.createTask('alice', 'z');
+  t.equal(one.title, 'z');
+});
+
+t.test('unknown fields are rejected, never stripped', async (t) => {
+  const { api, sql } = await build(t);
+  const task = await api.createTask('alice', 'mine');
+  const attempts: Array<[string, string, object]> = [
+    ['POST', '/api/tasks', { title: 'x', user_id: 'bob' }],
+    ['POST', '/api/tasks', { title: 'x', status: 'completed' }],
+    ['POST', '/api/tasks', { title: 'x', id: task.id }],
+    ['PUT', `/api/tasks/${task.id}`, { title: 'x', user_id: 'bob' }],
+    ['PUT', `/api/tasks/${task.id}`, { title: 'x', status: 'completed' }],
+    ['PATCH', `/api/tasks/${task.id}`, { status: 'completed', user_id: 'bob' }],
+    ['PATCH', `/api/tasks/${task.id}`, { created_at: '2020-01-01T00:00:00Z' }],
+  ];
+  for (const [method, url, payload] of attempts) {
+    const res = await api.request(method, url, { as: 'alice', payload });
+    t.equal(res.statusCode, 400, `${method} ${JSON.stringify(payload)}`);
+    const extra = Object.keys(payload).find((k) => !['title', 'status'].includes(k) || (method !== 'PATCH' && k === 'status'));
+    t.ok(res.json().error.details.some((d: { field: string }) => d.field === extra), `details name ${extra}`);
+  }
+  const rows = await sql`SELECT title, status, user_id FROM tasks`;
+  t.same([...rows], [{ title: 'mine', status: 'pending', user_id: 'alice' }], 'stored data is unchanged');
+});
+
+t.test('PATCH needs at least one known field with a valid value', async (t) => {
+  const { api, sql } = await build(t);
+  const task = await api.createTask('alice', 'mine');
+  for (const payload of [{}, { status: 'done' }, { status: null }, { status: 1 }, { title: '' }, { title: '  ' }, { title: 7 }]) {
+    const res = await api.patch(`/api/tasks/${task.id}`, { as: 'alice', payload });
+    t.equal(res.statusCode, 400, JSON.stringify(payload));
+    t.equal(res.json().error.code, 'VALIDATION_ERROR');
+  }
+  const [row] = await sql`SELECT title, status, updated_at FROM tasks`;
+  t.same({ title: row?.title, status: row?.status }, { title: 'mine', status: 'pending' });
+  t.equal((row?.updated_at as Date).toISOString(), task.updated_at, 'updated_at did not move');
+});
+
+t.test('a body that is not a JSON object is rejected', async (t) => {
+  const { api } = await build(t);
+  const task = await api.createTask('alice');
+  for (const [method, url] of [
+    ['POST', '/api/tasks'],
+    ['PUT', `/api/tasks/${task.id}`],
+    ['PATCH', `/api/tasks/${task.id}`],
+  ] as const) {
+    for (const body of ['[]', '"title"', '42', 'null', 'true']) {
+      const res = await api.request(method, url, { as: 'alice', headers: json, payload: body });
+      t.equal(res.statusCode, 400, `${method} ${body}`);
+      t.equal(res.json().error.code, 'VALIDATION_ERROR', `${method} ${body}`);
+    }
+    const none = await api.request(method, url, { as: 'alice' });
+    t.equal(none.statusCode, 400, `${method} with no body`);
+    t.equal(none.json().error.code, 'VALIDATION_ERROR');
+  }
+});
+
+t.test('unparsable JSON is MALFORMED_REQUEST', async (t) => {
+  const { api } = await build(t);
+  for (const body of ['{bad', '{"title": "a",}', '{"title"', "{'title':'a'}"]) {
+    const res = await api.post('/api/tasks', { as: 'alice', headers: json, payload: body });
+    t.equal(res.statusCode, 400, body);
+    t.equal(res.json().error.code, 'MALFORMED_REQUEST', body);
+  }
+  const empty = await api.post('/api/tasks', { as: 'alice', headers: json, payload: '' });
+  t.equal(empty.statusCode, 400, 'an empty JSON body');
+  t.equal(empty.json().error.code, 'MALFORMED_REQUEST');
+
+  const poisoned = await api.post('/api/tasks', { as: 'alice', headers: json, payload: '{"__proto__":{"admin":true},"title":"a"}' });
+  t.equal(poisoned.statusCode, 400, 'prototype poisoning is refused');
+});
+
+t.test('only application/json bodies are accepted', async (t) => {
+  const { api } = await build(t);
+  for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/xml']) {
+    const res = await api.post('/api/tasks', { as: 'alice', headers: { 'content-type': type }, payload: 'title=a' });
+    t.equal(res.statusCode, 415, type);
+    t.equal(res.json().error.code, 'UNSUPPORTED_MEDIA_TYPE', type);
+  }
+  const charset = await api.post('/api/tasks', {
+    as: 'alice',
+    headers: { 'content-type': 'application/json; charset=utf-8' },
+    payload: '{"title":"ok"}',
+  });
+  t.equal(charset.statusCode, 201, 'a charset parameter is fine');
+});
+
+t.test('a body over 64 KiB is PAYLOAD_TOO_LARGE', async (t) => {
+  const { api, sql } = await build(t);
+  const res = await api.post('/api/tasks', { as: 'alice', headers: json, payload: JSON.stringify({ title: 'x'.repeat(70_000) }) });
+  t.equal(res.statusCode, 413);
+  t.equal(res.json().error.code, 'PAYLOAD_TOO_LARGE');
+  t.same([...(await sql`SELECT count(*)::int AS n FROM tasks`)], [{ n: 0 }]);
+});
+
+t.test('a task id that is not a UUID is a 400 on every operation', async (t) => {
+  const { api } = await build(t);
+  for (const id of ['abc', '123', 'urn:uuid:6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b', '6f1c2a9e3b4d4e5f8a9b0c1d2e3f4a5b', '6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5g', "' OR 1=1 --"]) {
+    for (const [method, payload] of [
+      ['GET', undefined],
+      ['PUT', { title: 'x' }],
+      ['PATCH', { status: 'completed' }],
+      ['DELETE', undefined],
+    ] as const) {
+      const res = await api.request(method, `/api/tasks/${encodeURIComponent(id)}`, { as: 'alice', ...(payload && { payload }) });
+      t.equal(res.statusCode, 400, `${method} ${id}`);
+      const { error } = res.json();
+      t.equal(error.code, 'VALIDATION_ERROR');
+      t.same(error.details, [{ in: 'path', field: 'id', message: 'must be a UUID' }]);
+    }
+  }
+  const upper = await api.get('/api/tasks/6F1C2A9E-3B4D-4E5F-8A9B-0C1D2E3F4A5B', { as: 'alice' });
+  t.equal(upper.statusCode, 404, 'an upper-case UUID is a UUID');
+});
+
+t.test('list query parameters are validated', async (t) => {
+  const { api } = await build(t);
+  const bad: Array<[string, string]> = [
+    ['limit=0', 'limit'],
+    ['limit=101', 'limit'],
+    ['limit=-1', 'limit'],
+    ['limit=abc', 'limit'],
+    ['limit=1.5', 'limit'],
+    ['limit=', 'limit'],
+    ['status=done', 'status'],
+    ['status=pending&status=completed', 'status'],
+    ['cursor=', 'cursor'],
+    ['cursor=not-a-cursor', 'cursor'],
+    ['cursor=' + Buffer.from('["x","y"]').toString('base64url'), 'cursor'],
+    ['cursor=' + 'a'.repeat(201), 'cursor'],
+  ];
+  for (const [query, field] of bad) {
+    const res = await api.get(`/api/tasks?${query}`, { as: 'alice' });
+    t.equal(res.statusCode, 400, query);
+    const { error } = res.json();
+    t.equal(error.code, 'VALIDATION_ERROR', query);
+    t.ok(error.details.some((d: { in: string; field: string }) => d.in === 'query' && d.field === field), `${query}: names ${field}`);
+  }
+  for (const query of ['limit=1', 'limit=100', 'status=pending', 'status=completed', 'unknown=ignored']) {
+    t.equal((await api.get(`/api/tasks?${query}`, { as: 'alice' })).statusCode, 200, query);
+  }
+});
