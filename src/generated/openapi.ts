@@ -112,7 +112,17 @@ export interface components {
          * @example Buy milk
          */
         TaskTitle: string;
-        /** @description A task and who owns it. */
+        /**
+         * @description A task and who owns it.
+         * @example {
+         *       "id": "6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b",
+         *       "title": "Buy milk",
+         *       "status": "pending",
+         *       "user_id": "usr_7kq2m9x",
+         *       "created_at": "2026-01-06T10:15:30.123Z",
+         *       "updated_at": "2026-01-06T10:15:30.123Z"
+         *     }
+         */
         Task: {
             /**
              * Format: uuid
@@ -140,7 +150,22 @@ export interface components {
              */
             updated_at: string;
         };
-        /** @description One page of tasks, newest first. */
+        /**
+         * @description One page of tasks, newest first.
+         * @example {
+         *       "items": [
+         *         {
+         *           "id": "6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b",
+         *           "title": "Buy milk",
+         *           "status": "pending",
+         *           "user_id": "usr_7kq2m9x",
+         *           "created_at": "2026-01-06T10:15:30.123Z",
+         *           "updated_at": "2026-01-06T10:15:30.123Z"
+         *         }
+         *       ],
+         *       "next_cursor": null
+         *     }
+         */
         TaskPage: {
             /** @description The tasks of this page. */
             items: components["schemas"]["Task"][];
@@ -150,20 +175,45 @@ export interface components {
              */
             next_cursor: string | null;
         };
-        /** @description A new task. Fields other than `title` are rejected. */
+        /**
+         * @description A new task. Fields other than `title` are rejected.
+         * @example {
+         *       "title": "Buy milk"
+         *     }
+         */
         CreateTaskRequest: {
             title: components["schemas"]["TaskTitle"];
         };
-        /** @description The task's new title. Fields other than `title` are rejected. */
+        /**
+         * @description The task's new title. Fields other than `title` are rejected.
+         * @example {
+         *       "title": "Buy oat milk"
+         *     }
+         */
         ReplaceTaskRequest: {
             title: components["schemas"]["TaskTitle"];
         };
-        /** @description The fields to change; at least one. Other fields are rejected. */
+        /**
+         * @description The fields to change; at least one. Other fields are rejected.
+         * @example {
+         *       "status": "completed"
+         *     }
+         * @example {
+         *       "title": "Buy oat milk",
+         *       "status": "pending"
+         *     }
+         */
         UpdateTaskRequest: {
             title?: components["schemas"]["TaskTitle"];
             status?: components["schemas"]["TaskStatus"];
         };
-        /** @description The state of the service and its database. */
+        /**
+         * @description The state of the service and its database.
+         * @example {
+         *       "status": "ok",
+         *       "database": "ok"
+         *     }
+         */
         Health: {
             /**
              * @description The service is up.
@@ -176,7 +226,18 @@ export interface components {
              */
             database: "ok";
         };
-        /** @description The service is up but its database is not; the usual error body comes with it. */
+        /**
+         * @description The service is up but its database is not; the usual error body comes with it.
+         * @example {
+         *       "status": "unavailable",
+         *       "database": "unavailable",
+         *       "error": {
+         *         "code": "SERVICE_UNAVAILABLE",
+         *         "message": "The database is unavailable; try again shortly.",
+         *         "details": null
+         *       }
+         *     }
+         */
         HealthUnavailable: {
             /**
              * @description The service cannot serve requests.
@@ -190,11 +251,33 @@ export interface components {
             database: "unavailable";
             error: components["schemas"]["ErrorBody"];
         };
-        /** @description The body of every non-2xx response. */
+        /**
+         * @description The body of every non-2xx response.
+         * @example {
+         *       "error": {
+         *         "code": "NOT_FOUND",
+         *         "message": "Task not found.",
+         *         "details": null
+         *       }
+         *     }
+         */
         Error: {
             error: components["schemas"]["ErrorBody"];
         };
-        /** @description What went wrong. */
+        /**
+         * @description What went wrong.
+         * @example {
+         *       "code": "VALIDATION_ERROR",
+         *       "message": "The request is invalid.",
+         *       "details": [
+         *         {
+         *           "in": "body",
+         *           "field": "title",
+         *           "message": "is required"
+         *         }
+         *       ]
+         *     }
+         */
         ErrorBody: {
             /**
              * @description A stable, machine-readable code; branch on this.
@@ -206,7 +289,14 @@ export interface components {
             /** @description For `VALIDATION_ERROR`, one entry per failing field; otherwise `null`. */
             details: components["schemas"]["FieldError"][] | null;
         };
-        /** @description One failing field of a request. */
+        /**
+         * @description One failing field of a request.
+         * @example {
+         *       "in": "query",
+         *       "field": "limit",
+         *       "message": "must be <= 100"
+         *     }
+         */
         FieldError: {
             /**
              * @description Where the field is.

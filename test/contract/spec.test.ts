@@ -75,3 +75,20 @@ t.test('the server publishes the contract as written, and an API reference', asy
   t.match(page.headers['content-type'], /text\/html/);
   t.match(page.body, /swagger-ui/i);
 });
+
+t.test('every schema has a description and an example that validates', async (t) => {
+  const { Ajv2020 } = await import('ajv/dist/2020.js');
+  const addFormats = (await import('ajv-formats')).default;
+  const ajv = new Ajv2020({ strict: false });
+  addFormats.default(ajv);
+  ajv.addSchema(spec as object, 'spec');
+  for (const [name, schema] of Object.entries(spec.components.schemas ?? {}) as Array<[string, { description?: string; examples?: unknown[]; properties?: Record<string, { description?: string; $ref?: string }> }]>) {
+    t.ok(schema.description, `${name}: description`);
+    t.ok(schema.examples?.length, `${name}: examples`);
+    const validate = ajv.getSchema(`spec#/components/schemas/${name}`);
+    for (const example of schema.examples ?? []) t.ok(validate?.(example), `${name}: example ${JSON.stringify(example).slice(0, 60)} is valid`);
+    for (const [prop, def] of Object.entries(schema.properties ?? {})) {
+      t.ok(def.description || def.$ref, `${name}.${prop}: described`);
+    }
+  }
+});
