@@ -33,9 +33,20 @@ try {
   }
   if (!values.sub) throw new Error(`--sub is required\n${USAGE}`);
   const config = loadConfig();
+  if (config.secretKey === undefined && config.jwksUrl !== undefined) {
+    throw new Error('SECRET_KEY is not set (tokens come from the JWKS issuer, e.g. Better Auth\'s /api/auth/token)');
+  }
   const secret = config.secretKey ?? developmentSecret(config.dataDir).secret;
   const sign = createSigner({ key: secret, algorithm: 'HS256', expiresIn: seconds(values.ttl) * 1000 });
-  console.log(sign({ sub: values.sub, ...(values.email !== undefined && { email: values.email }) }));
+  console.log(
+    sign({
+      sub: values.sub,
+      ...(values.email !== undefined && { email: values.email }),
+      // Match what the server is configured to require.
+      ...(config.issuer !== undefined && { iss: config.issuer }),
+      ...(config.audience?.[0] !== undefined && { aud: config.audience[0] }),
+    }),
+  );
 } catch (err) {
   const message = err instanceof ConfigError ? `invalid configuration: ${err.message}` : err instanceof Error ? err.message : String(err);
   console.error(`token: ${message}`);

@@ -5,7 +5,7 @@ import { PUBLIC_OPERATIONS, toRouteHandler, type Handlers, type OperationId } fr
 import { loadSpec, operationAt, requiresBearer } from './contract/spec.ts';
 import type { Sql } from './db/client.ts';
 import { createHealthHandlers } from './health/handlers.ts';
-import auth from './plugins/auth.ts';
+import auth, { type AuthOptions } from './plugins/auth.ts';
 import cors from './plugins/cors.ts';
 import db from './plugins/db.ts';
 import docs from './plugins/docs.ts';
@@ -13,9 +13,10 @@ import errors from './plugins/errors.ts';
 import validation from './plugins/validation.ts';
 import { createTaskHandlers } from './tasks/handlers.ts';
 
-export interface AppOptions {
+export interface AppOptions extends Omit<AuthOptions, 'secretKey'> {
   sql: Sql;
-  secretKey: string;
+  /** HS256 shared secret; SECRET_KEY and/or jwksUrl must be given. */
+  secretKey?: string | undefined;
   corsOrigins: string[];
   logger?: FastifyServerOptions['logger'];
   loggerInstance?: FastifyServerOptions['loggerInstance'];
@@ -54,7 +55,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(errors, { spec });
   await app.register(cors, { origins: options.corsOrigins });
   await app.register(db, { sql: options.sql });
-  await app.register(auth, { secretKey: options.secretKey });
+  await app.register(auth, {
+    secretKey: options.secretKey,
+    jwksUrl: options.jwksUrl,
+    issuer: options.issuer,
+    audience: options.audience,
+    clockToleranceS: options.clockToleranceS,
+    jwksMinRefetchIntervalMs: options.jwksMinRefetchIntervalMs,
+  });
   await app.register(docs);
 
   // The contract counts a title's length after trimming, so trim before validation.

@@ -12,8 +12,14 @@ export interface Config {
   /** Absent: `npm start` runs an embedded PostgreSQL under `dataDir`. */
   databaseUrl: string | undefined;
   dataDir: string;
-  /** Absent only in development, where the server makes one (see server.ts). */
+  /** HS256 shared secret. With neither it nor jwksUrl, development makes one (see server.ts). */
   secretKey: string | undefined;
+  /** The token issuer's public keys (Better Auth: <base URL>/api/auth/jwks). */
+  jwksUrl: string | undefined;
+  /** When set, tokens must carry exactly this `iss` / one of these `aud`. */
+  issuer: string | undefined;
+  audience: string[] | undefined;
+  clockToleranceS: number;
   corsOrigins: string[];
   logLevel: LogLevel;
 }
@@ -55,8 +61,12 @@ export function loadConfig(env: Env = readEnv()): Config {
   const environment = oneOf('ENVIRONMENT', value('ENVIRONMENT') ?? 'development', ENVIRONMENTS);
 
   const secretKey = value('SECRET_KEY');
-  if (secretKey === undefined && environment === 'production') {
-    throw new ConfigError('SECRET_KEY', 'is required when ENVIRONMENT=production');
+  const jwksUrl = value('JWKS_URL');
+  if (jwksUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(jwksUrl)) {
+    throw new ConfigError('JWKS_URL', `must be an http(s) URL (got "${jwksUrl}")`);
+  }
+  if (secretKey === undefined && jwksUrl === undefined && environment === 'production') {
+    throw new ConfigError('SECRET_KEY', 'or JWKS_URL is required when ENVIRONMENT=production');
   }
   if (secretKey !== undefined && secretKey.length < MIN_SECRET_LENGTH) {
     throw new ConfigError('SECRET_KEY', `must be at least ${MIN_SECRET_LENGTH} characters long`);
@@ -74,6 +84,13 @@ export function loadConfig(env: Env = readEnv()): Config {
     databaseUrl,
     dataDir: resolve(value('DATA_DIR') ?? '.data'),
     secretKey,
+    jwksUrl,
+    issuer: value('JWT_ISSUER'),
+    audience: value('JWT_AUDIENCE')
+      ?.split(',')
+      .map((a) => a.trim())
+      .filter((a) => a !== ''),
+    clockToleranceS: seconds('JWT_CLOCK_TOLERANCE_S', value('JWT_CLOCK_TOLERANCE_S') ?? '5'),
     corsOrigins: origins('CORS_ORIGINS', value('CORS_ORIGINS') ?? 'http://localhost:3000'),
     logLevel: oneOf('LOG_LEVEL', (value('LOG_LEVEL') ?? 'info').toLowerCase(), LOG_LEVELS),
   };
@@ -84,6 +101,14 @@ function oneOf<T extends string>(name: string, v: string, allowed: readonly T[])
     throw new ConfigError(name, `must be one of ${allowed.join(', ')} (got "${v}")`);
   }
   return v as T;
+}
+
+function seconds(name: string, v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n > 3600) {
+    throw new ConfigError(name, `must be a whole number of seconds from 0 to 3600 (got "${v}")`);
+  }
+  return n;
 }
 
 function portNumber(name: string, v: string): number {

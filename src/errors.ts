@@ -35,5 +35,5 @@ export const forbidden = (): ApiError => new ApiError(403, 'FORBIDDEN', 'This ta
 export const invalidField = (where: FieldError['in'], field: string, message: string): ApiError =>
   new ApiError(400, 'VALIDATION_ERROR', 'The request is invalid.', [{ in: where, field, message }]);
 
-export const serviceUnavailable = (): ApiError =>
-  new ApiError(503, 'SERVICE_UNAVAILABLE', 'The database is unavailable; try again shortly.');
+export const serviceUnavailable = (message = 'The database is unavailable; try again shortly.'): ApiError =>
+  new ApiError(503, 'SERVICE_UNAVAILABLE', message, null, { 'retry-after': '5' });

@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   const log = pino({ level: config.logLevel, redact: LOG_REDACT });
 
   let secretKey = config.secretKey;
-  if (secretKey === undefined) {
+  if (secretKey === undefined && config.jwksUrl === undefined) {
     const dev = developmentSecret(config.dataDir);
     secretKey = dev.secret;
     log.warn(
@@ -51,7 +51,16 @@ async function main(): Promise<void> {
   const applied = await migrate(sql);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
 
-  const app = await buildApp({ sql, secretKey, corsOrigins: config.corsOrigins, loggerInstance: log });
+  const app = await buildApp({
+    sql,
+    secretKey,
+    jwksUrl: config.jwksUrl,
+    issuer: config.issuer,
+    audience: config.audience,
+    clockToleranceS: config.clockToleranceS,
+    corsOrigins: config.corsOrigins,
+    loggerInstance: log,
+  });
 
   closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
     if (err) log.error({ err }, 'shutting down after an error');

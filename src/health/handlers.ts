@@ -1,5 +1,6 @@
 import type { Handlers } from '../contract/handlers.ts';
 import type { Sql } from '../db/client.ts';
+import { serviceUnavailable } from '../errors.ts';
 
 /** How long /health waits for the database before calling it unavailable. */
 const PROBE_TIMEOUT_MS = 2000;
@@ -17,11 +18,7 @@ export function createHealthHandlers(sql: Sql): Pick<Handlers, 'getHealth'> {
           body: {
             status: 'unavailable',
             database: 'unavailable',
-            error: {
-              code: 'SERVICE_UNAVAILABLE',
-              message: 'The database is unavailable; try again shortly.',
-              details: null,
-            },
+            error: serviceUnavailable().toBody().error,
           },
         };
       }

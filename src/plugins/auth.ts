@@ -1,8 +1,9 @@
 import fastifyJwt from '@fastify/jwt';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { ApiError } from '../errors.ts';
+import { ASYMMETRIC_ALGORITHMS, JwksKeyStore, JwksUnavailableError } from '../auth/jwks.ts';
 import type { Caller } from '../contract/handlers.ts';
+import { ApiError, serviceUnavailable } from '../errors.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -12,7 +13,15 @@ declare module 'fastify' {
 }
 
 export interface AuthOptions {
-  secretKey: string;
+  /** HS256 shared secret (the frontend's BETTER_AUTH_SECRET). */
+  secretKey?: string | undefined;
+  /** Where the issuer publishes its public keys (Better Auth: <base>/api/auth/jwks). */
+  jwksUrl?: string | undefined;
+  issuer?: string | undefined;
+  audience?: string[] | undefined;
+  clockToleranceS?: number | undefined;
+  /** The least time between two JWKS fetches (default 30 s). */
+  jwksMinRefetchIntervalMs?: number | undefined;
 }
 
 const REALM = 'todo-api';
@@ -22,12 +31,12 @@ const UNSTORABLE = /[\u0000\uD800-\uDFFF]/u;
 
 type Reason = 'NOT_AUTHENTICATED' | 'INVALID_TOKEN' | 'TOKEN_EXPIRED';
 
-function unauthorized(code: Reason, message: string): ApiError {
+function unauthorized(code: Reason, message: string, detail?: string): ApiError & { detail: string | undefined } {
   const challenge =
     code === 'NOT_AUTHENTICATED'
       ? `Bearer realm="${REALM}"`
       : `Bearer realm="${REALM}", error="invalid_token", error_description="${message.replace(/"/g, "'")}"`;
-  return new ApiError(401, code, message, null, { 'www-authenticate': challenge });
+  return Object.assign(new ApiError(401, code, message, null, { 'www-authenticate': challenge }), { detail });
 }
 
 /** The token of an `Authorization: Bearer <token>` header (scheme case-insensitive). */
@@ -56,40 +65,84 @@ function callerFrom(payload: unknown): Caller {
   return { id: sub, email: usableEmail };
 }
 
+/** fast-jwt's and @fastify/jwt's failures, in the contract's terms (the detail is for the log only). */
 function fromVerifyError(err: unknown): ApiError {
-  const code = (err as { code?: unknown }).code;
-  if (code === 'FAST_JWT_EXPIRED') return unauthorized('TOKEN_EXPIRED', 'The token has expired.');
-  if (code === 'FAST_JWT_INACTIVE') return unauthorized('INVALID_TOKEN', 'The token is not valid yet.');
-  if (code === 'FAST_JWT_MISSING_REQUIRED_CLAIM') return unauthorized('INVALID_TOKEN', 'The token lacks a required claim (sub and exp).');
-  if (code === 'FAST_JWT_INVALID_ALGORITHM') return unauthorized('INVALID_TOKEN', 'The token must be signed with HS256.');
-  return unauthorized('INVALID_TOKEN', 'The token is invalid.');
+  if (err instanceof ApiError) return err;
+  if (err instanceof JwksUnavailableError) {
+    return Object.assign(serviceUnavailable("The token issuer's keys cannot be fetched; try again shortly."), { cause: err });
+  }
+  const { code, message } = err as { code?: unknown; message?: string };
+  const detail = message ?? String(err);
+  switch (code) {
+    case 'FAST_JWT_EXPIRED':
+    case 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED':
+      return unauthorized('TOKEN_EXPIRED', 'The token has expired.', detail);
+    case 'FAST_JWT_INACTIVE':
+      return unauthorized('INVALID_TOKEN', 'The token is not valid yet.', detail);
+    case 'FAST_JWT_MISSING_REQUIRED_CLAIM':
+      return unauthorized('INVALID_TOKEN', 'The token lacks a required claim (sub and exp).', detail);
+  }
+  if (/\b(iss|aud)\b/.test(detail)) return unauthorized('INVALID_TOKEN', 'The token was issued by or for someone else.', detail);
+  return unauthorized('INVALID_TOKEN', 'The token is invalid.', detail);
 }
 
 /**
- * Bearer JWT authentication: HS256 only (fast-jwt has had algorithm-confusion
- * CVEs, so nothing else is allowed), `sub` and `exp` required.
+ * Bearer JWT authentication through @fastify/jwt. A token is verified only with
+ * a key of its own kind, chosen by its `alg`: HS256 with SECRET_KEY, asymmetric
+ * algorithms with the issuer's JWKS key of the matching type; `none` and
+ * anything else never (fast-jwt has had algorithm-confusion CVEs).
  */
 async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
+  const jwks = options.jwksUrl
+    ? new JwksKeyStore({
+        url: options.jwksUrl,
+        ...(options.jwksMinRefetchIntervalMs !== undefined && { minRefetchIntervalMs: options.jwksMinRefetchIntervalMs }),
+      })
+    : undefined;
+  const algorithms = [...(options.secretKey ? ['HS256'] : []), ...(jwks ? ASYMMETRIC_ALGORITHMS : [])];
+  if (algorithms.length === 0) throw new Error('auth needs SECRET_KEY or JWKS_URL');
+
   await app.register(fastifyJwt, {
-    secret: options.secretKey,
-    sign: { algorithm: 'HS256' },
-    // cache: a client sends the same token many times; fast-jwt still honours exp on cache hits.
-    verify: { algorithms: ['HS256'], requiredClaims: ['sub', 'exp'], cache: 1000 },
+    secret: async (_request: FastifyRequest, token: unknown) => {
+      const header = (token as { header?: { alg?: unknown; kid?: unknown } }).header ?? {};
+      const { alg, kid } = header;
+      if (alg === 'HS256' && options.secretKey) return options.secretKey;
+      if (typeof alg === 'string' && jwks && ASYMMETRIC_ALGORITHMS.includes(alg)) {
+        const key = await jwks.keyFor(alg, typeof kid === 'string' ? kid : undefined);
+        if (key) return key;
+        throw unauthorized('INVALID_TOKEN', 'The token is signed with a key the issuer does not publish.', `alg ${alg}, kid ${String(kid)}`);
+      }
+      throw unauthorized('INVALID_TOKEN', `The token's algorithm is not accepted (${algorithms.join(', ')}).`, `alg ${String(alg)}`);
+    },
+    decode: { complete: true },
+    verify: {
+      algorithms: algorithms as never,
+      requiredClaims: ['sub', 'exp'],
+      ...(options.issuer !== undefined && { allowedIss: options.issuer }),
+      ...(options.audience !== undefined && { allowedAud: options.audience }),
+      clockTolerance: (options.clockToleranceS ?? 0) * 1000,
+      // A client sends the same token many times; fast-jwt still honours exp on cache hits.
+      cache: 1000,
+      extractToken: (request: FastifyRequest) => bearerToken(request.headers.authorization),
+    } as never,
+    messages: { authorizationTokenInvalid: (err: Error) => err.message },
   });
 
   app.decorate('authenticate', async (request: FastifyRequest) => {
     try {
-      const token = bearerToken(request.headers.authorization);
+      bearerToken(request.headers.authorization);
       let payload: unknown;
       try {
-        payload = app.jwt.verify(token);
+        payload = await request.jwtVerify();
       } catch (err) {
         throw fromVerifyError(err);
       }
       request.caller = callerFrom(payload);
     } catch (err) {
-      if (err instanceof ApiError) {
-        request.log.warn({ reason: err.code, detail: err.message }, 'authentication failed');
+      if (err instanceof ApiError && err.statusCode === 503) {
+        request.log.error({ err: (err as { cause?: unknown }).cause ?? err }, 'authentication unavailable: token keys cannot be fetched');
+      } else if (err instanceof ApiError) {
+        request.log.warn({ reason: err.code, detail: (err as { detail?: string }).detail ?? err.message }, 'authentication failed');
       }
       throw err;
     }
