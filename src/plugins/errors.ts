@@ -115,6 +115,10 @@ async function errors(app: FastifyInstance, options: { spec: OpenApiDocument }):
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
     const path = request.url.split('?')[0] ?? '';
     const route = routes.find((r) => r.pattern.test(path));
+    if (route && request.method === 'OPTIONS') {
+      // A preflight from an origin CORS did not accept, or a plain OPTIONS: say what is allowed.
+      return reply.code(204).header('allow', route.methods.join(', ')).send();
+    }
     if (route && !route.methods.includes(request.method)) {
       const error = new ApiError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not allowed here; use ${route.methods.join(', ')}.`);
       return reply.code(405).header('allow', route.methods.join(', ')).type('application/json').send(error.toBody());

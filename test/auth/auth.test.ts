@@ -173,6 +173,29 @@ t.test('a token that is not valid yet (nbf in the future) is INVALID_TOKEN', (t)
   rejected(t, `Bearer ${token('alice', { claims: { nbf: now() + 600 } })}`, 'INVALID_TOKEN'),
 );
 
+/** Waits until the clock is past `seconds` (a JWT time) by a margin. */
+const waitUntilPast = (seconds: number) =>
+  new Promise((resolve) => setTimeout(resolve, Math.max(0, seconds * 1000 - Date.now()) + 100));
+
+t.test('a token accepted while valid is TOKEN_EXPIRED once its exp passes, cached or not', async (t) => {
+  const api = new Api(t, shared.app);
+  const exp = now() + 2;
+  const bearer = `Bearer ${token('alice', { claims: { exp } })}`;
+  t.equal((await listWith(api, bearer)).statusCode, 200, 'accepted before exp');
+  t.equal((await listWith(api, bearer)).statusCode, 200, 'and again (from the verify cache)');
+  await waitUntilPast(exp);
+  assertUnauthorized(t, await listWith(api, bearer), 'TOKEN_EXPIRED');
+});
+
+t.test('a token refused before its nbf is accepted after it (a refusal is not cached)', async (t) => {
+  const api = new Api(t, shared.app);
+  const nbf = now() + 2;
+  const bearer = `Bearer ${token('alice', { claims: { nbf } })}`;
+  assertUnauthorized(t, await listWith(api, bearer), 'INVALID_TOKEN');
+  await waitUntilPast(nbf);
+  t.equal((await listWith(api, bearer)).statusCode, 200, 'accepted once nbf has passed');
+});
+
 t.test('a token whose payload was changed after signing is INVALID_TOKEN', async (t) => {
   const [header, payload, signature] = token('alice').split('.');
   if (header === undefined || payload === undefined || signature === undefined) throw new Error('not a JWT');
@@ -221,6 +244,14 @@ t.test('a request without valid credentials is answered 401 before its body is l
     const authed = await api.post('/api/tasks', { as: 'alice', headers: json, payload: body });
     t.equal(authed.statusCode, 413, 'with a valid token the same body is a 413');
   });
+});
+
+t.test('a request without valid credentials is answered 401 before its parameters are validated', async (t) => {
+  const api = new Api(t, shared.app);
+  assertUnauthorized(t, await api.get('/api/tasks/not-a-uuid'), 'NOT_AUTHENTICATED');
+  assertUnauthorized(t, await api.get('/api/tasks?limit=1000'), 'NOT_AUTHENTICATED');
+  t.equal((await api.get('/api/tasks/not-a-uuid', { as: 'alice' })).statusCode, 400, 'with a valid token the id is a 400');
+  t.equal((await api.get('/api/tasks?limit=1000', { as: 'alice' })).statusCode, 400, 'with a valid token the limit is a 400');
 });
 
 t.test('every task operation answers 401 without a token and changes nothing', async (t) => {
