@@ -49,6 +49,14 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   // JSON only: a text/plain body is a 415, not a string handed to validation.
   app.removeContentTypeParser('text/plain');
+  // Some clients send Content-Type: application/json on every request, DELETE included:
+  // an empty body is "no body" (rejected where one is required), not malformed JSON.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
+    if (body === '') return done(null, undefined);
+    return parseJson(request, body.toString(), done);
+  });
 
   const spec = loadSpec();
   await app.register(validation);

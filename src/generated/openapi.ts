@@ -171,7 +171,7 @@ export interface components {
             items: components["schemas"]["Task"][];
             /**
              * @description Pass as `cursor` to get the next page; `null` on the last page.
-             * @example eyJ0IjoiMjAyNi0wMS0wNlQxMDoxNTozMC4xMjNaIiwiaSI6IjZmMWMyYTllIn0
+             * @example WyIyMDI2LTAxLTA2VDEwOjE1OjMwLjEyM1oiLCI2ZjFjMmE5ZS0zYjRkLTRlNWYtOGE5Yi0wYzFkMmUzZjRhNWIiXQ
              */
             next_cursor: string | null;
         };
@@ -408,10 +408,7 @@ export interface components {
          * @example 20
          */
         Limit: number;
-        /**
-         * @description The `next_cursor` of the previous page, as it was given.
-         * @example eyJ0IjoiMjAyNi0wMS0wNlQxMDoxNTozMC4xMjNaIiwiaSI6IjZmMWMyYTllIn0
-         */
+        /** @description The `next_cursor` of the previous page, as it was given. */
         Cursor: string;
     };
     requestBodies: never;
@@ -473,10 +470,7 @@ export interface operations {
                  * @example 20
                  */
                 limit?: components["parameters"]["Limit"];
-                /**
-                 * @description The `next_cursor` of the previous page, as it was given.
-                 * @example eyJ0IjoiMjAyNi0wMS0wNlQxMDoxNTozMC4xMjNaIiwiaSI6IjZmMWMyYTllIn0
-                 */
+                /** @description The `next_cursor` of the previous page, as it was given. */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: never;

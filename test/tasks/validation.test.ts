@@ -114,8 +114,8 @@ t.test('unparsable JSON is MALFORMED_REQUEST', async (t) => {
     t.equal(res.json().error.code, 'MALFORMED_REQUEST', body);
   }
   const empty = await api.post('/api/tasks', { as: 'alice', headers: json, payload: '' });
-  t.equal(empty.statusCode, 400, 'an empty JSON body');
-  t.equal(empty.json().error.code, 'MALFORMED_REQUEST');
+  t.equal(empty.statusCode, 400, 'an empty JSON body where one is required');
+  t.equal(empty.json().error.code, 'VALIDATION_ERROR');
 
   const poisoned = await api.post('/api/tasks', { as: 'alice', headers: json, payload: '{"__proto__":{"admin":true},"title":"a"}' });
   t.equal(poisoned.statusCode, 400, 'prototype poisoning is refused');
@@ -190,4 +190,11 @@ t.test('list query parameters are validated', async (t) => {
   for (const query of ['limit=1', 'limit=100', 'status=pending', 'status=completed', 'unknown=ignored']) {
     t.equal((await api.get(`/api/tasks?${query}`, { as: 'alice' })).statusCode, 200, query);
   }
+});
+
+t.test('Content-Type: application/json with no body is fine where no body is expected', async (t) => {
+  const { api } = await build(t);
+  const task = await api.createTask('alice');
+  t.equal((await api.get('/api/tasks', { as: 'alice', headers: json })).statusCode, 200);
+  t.equal((await api.delete(`/api/tasks/${task.id}`, { as: 'alice', headers: json })).statusCode, 204);
 });
