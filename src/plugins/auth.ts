@@ -117,7 +117,8 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
     decode: { complete: true },
     verify: {
       algorithms: algorithms as never,
-      requiredClaims: ['sub', 'exp'],
+      // fast-jwt checks iss/aud only when present: configured means required.
+      requiredClaims: ['sub', 'exp', ...(options.issuer !== undefined ? ['iss'] : []), ...(options.audience !== undefined ? ['aud'] : [])],
       ...(options.issuer !== undefined && { allowedIss: options.issuer }),
       ...(options.audience !== undefined && { allowedAud: options.audience }),
       clockTolerance: (options.clockToleranceS ?? 0) * 1000,
