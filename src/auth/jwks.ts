@@ -38,6 +38,8 @@ export interface JwksOptions {
   url: string;
   /** The least time between two fetches, so a flood of unknown `kid`s cannot hammer the issuer. */
   minRefetchIntervalMs?: number;
+  /** How long fetched keys are trusted before the next use refetches them. */
+  maxAgeMs?: number;
   timeoutMs?: number;
   fetch?: typeof fetch;
 }
@@ -53,11 +55,13 @@ export class JwksKeyStore {
   private lastError: unknown;
   private inflight: Promise<void> | undefined;
   private readonly minInterval: number;
+  private readonly maxAge: number;
   private readonly timeout: number;
   private readonly doFetch: typeof fetch;
 
   constructor(private readonly options: JwksOptions) {
     this.minInterval = options.minRefetchIntervalMs ?? 30_000;
+    this.maxAge = Math.max(options.maxAgeMs ?? 10 * 60_000, this.minInterval);
     this.timeout = options.timeoutMs ?? 5_000;
     this.doFetch = options.fetch ?? fetch;
   }
@@ -71,7 +75,16 @@ export class JwksKeyStore {
     const wanted = KEY_TYPES[alg];
     if (!wanted) return undefined;
     const cached = this.find(alg, kid);
-    if (cached) return cached.pem;
+    if (cached) {
+      if (Date.now() - this.fetchedAt < this.maxAge) return cached.pem;
+      // Old keys are rechecked now and then, so a key the issuer withdrew stops working.
+      try {
+        await this.refresh();
+      } catch {
+        return cached.pem; // the issuer is down: cached keys keep working
+      }
+      return this.find(alg, kid)?.pem;
+    }
     if (Date.now() - this.fetchedAt >= this.minInterval) {
       await this.refresh();
     } else if (this.lastError !== undefined) {
