@@ -11,6 +11,8 @@ export default tseslint.config(
     rules: {
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-control-regex': 'off',
+      // Shutdown handlers close over resources that are assigned later during start-up.
+      'prefer-const': ['error', { ignoreReadBeforeAssign: true }],
     },
   },
   {

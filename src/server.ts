@@ -1,7 +1,8 @@
 import closeWithGrace from 'close-with-grace';
 import { buildApp, LOG_REDACT } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
-import { createSql } from './db/client.ts';
+import { createSql, type Sql } from './db/client.ts';
+import type { FastifyInstance } from 'fastify';
 import { fallbackDataDir, firstUntraversableParent, startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.ts';
 import { migrate } from './db/migrate.ts';
 import { developmentSecret } from './dev-secret.ts';
@@ -34,6 +35,17 @@ async function main(): Promise<void> {
   }
 
   let embedded: EmbeddedDatabase | undefined;
+  let sql: Sql | undefined;
+  let app: FastifyInstance | undefined;
+  // From here on a signal shuts down whatever has started so far, in order.
+  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
+    if (err) log.error({ err }, 'shutting down after an error');
+    else log.info({ signal }, 'shutting down');
+    if (app) await app.close();
+    else await sql?.end({ timeout: 5 });
+    await embedded?.stop();
+  });
+
   let databaseUrl = config.databaseUrl;
   if (databaseUrl === undefined) {
     let dataDir = config.dataDir;
@@ -47,11 +59,11 @@ async function main(): Promise<void> {
     databaseUrl = embedded.url;
   }
 
-  const sql = createSql(databaseUrl);
+  sql = createSql(databaseUrl);
   const applied = await migrate(sql);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
 
-  const app = await buildApp({
+  app = await buildApp({
     sql,
     secretKey,
     jwksUrl: config.jwksUrl,
@@ -60,13 +72,6 @@ async function main(): Promise<void> {
     clockToleranceS: config.clockToleranceS,
     corsOrigins: config.corsOrigins,
     loggerInstance: log,
-  });
-
-  closeWithGrace({ delay: 10_000 }, async ({ signal, err }) => {
-    if (err) log.error({ err }, 'shutting down after an error');
-    else log.info({ signal }, 'shutting down');
-    await app.close();
-    await embedded?.stop();
   });
 
   await app.listen({ port: config.port, host: config.host });

@@ -67,19 +67,21 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     // The password of a cluster only this machine can reach; kept beside it so restarts can log in.
     await writeFile(join(clusterDir, PASSWORD_FILE), password, { mode: 0o600 });
   }
+  // If this process exits without stop() (an error, process.exit, a signal during
+  // start-up), do not leave the postmaster running: a fast shutdown needs only the
+  // signal, sent synchronously to the pid PostgreSQL records once it runs.
+  const exitGuard = () => {
+    const pid = postmasterPid(clusterDir);
+    if (pid !== undefined) process.kill(pid, 'SIGINT');
+  };
+  process.on('exit', exitGuard);
   try {
     await pg.start();
   } catch {
+    exitGuard();
+    process.removeListener('exit', exitGuard);
     throw new Error(`embedded PostgreSQL did not start:\n${recent.join('\n')}`);
   }
-
-  // If this process exits without stop() (an error, process.exit), do not leave the
-  // postmaster running: a fast shutdown needs only the signal, sent synchronously.
-  const postmaster = (pg as unknown as { process?: { pid?: number } }).process;
-  const exitGuard = () => {
-    if (postmaster?.pid !== undefined && isAlive(postmaster.pid)) process.kill(postmaster.pid, 'SIGINT');
-  };
-  process.on('exit', exitGuard);
 
   return {
     url: `postgres://${USER}:${encodeURIComponent(password)}@127.0.0.1:${port}/postgres`,
@@ -143,12 +145,20 @@ function readPassword(clusterDir: string): string {
   }
 }
 
+/** The live postmaster of a data directory, if any. */
+function postmasterPid(clusterDir: string): number | undefined {
+  try {
+    const pid = Number(readFileSync(join(clusterDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
+    return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /** After a SIGKILL the postmaster outlives us and holds the data directory: stop it. */
 async function stopOrphan(clusterDir: string, log: (line: string) => void): Promise<void> {
-  const pidFile = join(clusterDir, 'postmaster.pid');
-  if (!existsSync(pidFile)) return;
-  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
+  const pid = postmasterPid(clusterDir);
+  if (pid === undefined) return;
   log(`stopping an orphaned PostgreSQL (pid ${pid}) left on ${clusterDir}`);
   process.kill(pid, 'SIGINT');
   for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));

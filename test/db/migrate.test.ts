@@ -185,7 +185,7 @@ t.test('the schema has the indexes the list query needs', async (t) => {
   const all = await explain(`
     SELECT id, user_id, title, status, created_at, updated_at FROM tasks
     WHERE user_id = 'u1' ORDER BY created_at DESC, id DESC LIMIT 51`);
-  t.match(all, /Index Scan Backward using tasks_user_created_idx on tasks/, `the list reads tasks_user_created_idx backwards:\n${all}`);
+  t.match(all, /Index Scan Backward using tasks_user_created_idx on tasks/, 'the list reads tasks_user_created_idx backwards');
   t.notMatch(all, /Sort/, 'the index gives the order: no sort');
 
   const pending = await explain(`
@@ -194,7 +194,7 @@ t.test('the schema has the indexes the list query needs', async (t) => {
   t.match(
     pending,
     /Index Scan Backward using tasks_user_status_created_idx on tasks/,
-    `the filtered list reads tasks_user_status_created_idx backwards:\n${pending}`,
+    'the filtered list reads tasks_user_status_created_idx backwards',
   );
   t.notMatch(pending, /Sort/, 'no sort with the status filter either');
 });

