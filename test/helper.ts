@@ -47,6 +47,14 @@ export async function freshSchema(t: Test): Promise<{ url: string; schema: strin
   return { url, schema };
 }
 
+/** The operations on /api/tasks/{id}, each with a valid body where it needs one. */
+export const TASK_ID_OPERATIONS = [
+  ['GET', undefined],
+  ['PUT', { title: 'x' }],
+  ['PATCH', { status: 'completed' }],
+  ['DELETE', undefined],
+] as const;
+
 export interface Built {
   app: FastifyInstance;
   sql: Sql;

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { build } from '../helper.ts';
+import { build, TASK_ID_OPERATIONS } from '../helper.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 
@@ -103,12 +103,7 @@ t.test('DELETE returns 204 with no body, and the task is gone', async (t) => {
 t.test('a missing task is a 404 NOT_FOUND on every operation', async (t) => {
   const { api } = await build(t);
   const id = '00000000-0000-4000-8000-000000000000';
-  for (const [method, payload] of [
-    ['GET', undefined],
-    ['PUT', { title: 'x' }],
-    ['PATCH', { status: 'completed' }],
-    ['DELETE', undefined],
-  ] as const) {
+  for (const [method, payload] of TASK_ID_OPERATIONS) {
     const res = await api.request(method, `/api/tasks/${id}`, { as: 'alice', ...(payload && { payload }) });
     t.equal(res.statusCode, 404, method);
     t.equal(res.json().error.code, 'NOT_FOUND', method);

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { build } from '../helper.ts';
+import { build, TASK_ID_OPERATIONS } from '../helper.ts';
 
 const json = { 'content-type': 'application/json' };
 
@@ -147,12 +147,7 @@ t.test('a body over 64 KiB is PAYLOAD_TOO_LARGE', async (t) => {
 t.test('a task id that is not a UUID is a 400 on every operation', async (t) => {
   const { api } = await build(t);
   for (const id of ['abc', '123', 'urn:uuid:6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b', '6f1c2a9e3b4d4e5f8a9b0c1d2e3f4a5b', '6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5g', "' OR 1=1 --"]) {
-    for (const [method, payload] of [
-      ['GET', undefined],
-      ['PUT', { title: 'x' }],
-      ['PATCH', { status: 'completed' }],
-      ['DELETE', undefined],
-    ] as const) {
+    for (const [method, payload] of TASK_ID_OPERATIONS) {
       const res = await api.request(method, `/api/tasks/${encodeURIComponent(id)}`, { as: 'alice', ...(payload && { payload }) });
       t.equal(res.statusCode, 400, `${method} ${id}`);
       const { error } = res.json();
