@@ -2,11 +2,17 @@
  * Applies pending migrations to DATABASE_URL (the server also does this at
  * start). Exits non-zero on any failure, having applied nothing.
  */
-import { loadConfig } from '../src/config.ts';
+import { ConfigError, loadConfig, type Config } from '../src/config.ts';
 import { createSql } from '../src/db/client.ts';
 import { migrate } from '../src/db/migrate.ts';
 
-const config = loadConfig();
+let config: Config;
+try {
+  config = loadConfig();
+} catch (err) {
+  console.error(`migrate: invalid configuration: ${err instanceof ConfigError ? err.message : String(err)}`);
+  process.exit(1);
+}
 if (config.databaseUrl === undefined) {
   console.error('migrate: DATABASE_URL is not set (the embedded database is migrated by npm start itself)');
   process.exit(1);

@@ -1,5 +1,5 @@
-import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import { ApiError } from './errors.ts';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import { ApiError, serviceUnavailable } from './errors.ts';
 import openapiGlue from 'fastify-openapi-glue';
 import { PUBLIC_OPERATIONS, toRouteHandler, type Handlers, type OperationId } from './contract/handlers.ts';
 import { loadSpec, operationAt, requiresBearer } from './contract/spec.ts';
@@ -19,6 +19,8 @@ export interface AppOptions extends Omit<AuthOptions, 'secretKey'> {
   secretKey?: string | undefined;
   corsOrigins: string[];
   logger?: FastifyServerOptions['logger'];
+  /** How long an operation may wait on the database before answering 503 (default 10 s). */
+  operationDeadlineMs?: number;
   loggerInstance?: FastifyServerOptions['loggerInstance'];
 }
 
@@ -44,7 +46,46 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
     ...(options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? false }),
     bodyLimit: BODY_LIMIT,
-    return503OnClosing: true,
+    // A slow client cannot hold a socket forever when the server faces the internet.
+    requestTimeout: 30_000,
+    routerOptions: { ignoreTrailingSlash: true },
+    // Shutdown answers with the contract's 503 (see the onRequest hook below), not Fastify's.
+    return503OnClosing: false,
+    // Errors Fastify meets before routing (a bad percent-encoding) use the contract's body too.
+    frameworkErrors: (err: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
+      const error =
+        err.code === 'FST_ERR_BAD_URL'
+          ? new ApiError(400, 'MALFORMED_REQUEST', 'The request URL is not validly percent-encoded.')
+          : new ApiError(400, 'MALFORMED_REQUEST', 'The request is malformed.');
+      return reply.code(400).type('application/json').send(error.toBody());
+    },
+    // And so do requests Node's HTTP parser refuses (a 20 KB header, raw bytes in the path).
+    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
+      if (!socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
+      const status = tooLarge ? 431 : 400;
+      const body = JSON.stringify(
+        new ApiError(status, 'MALFORMED_REQUEST', tooLarge ? 'The request headers are too large.' : 'The request is malformed.').toBody(),
+      );
+      socket.end(
+        `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
+          `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    },
+  });
+
+  let closing = false;
+  app.addHook('preClose', async () => {
+    closing = true;
+  });
+  app.addHook('onRequest', async (_request, reply) => {
+    if (closing) {
+      reply.header('connection', 'close');
+      throw serviceUnavailable('The server is shutting down; retry shortly.');
+    }
   });
 
   // JSON only: a text/plain body is a 415, not a string handed to validation.
@@ -52,10 +93,32 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   // Some clients send Content-Type: application/json on every request, DELETE included:
   // an empty body is "no body" (rejected where one is required), not malformed JSON.
   const parseJson = app.getDefaultJsonParser('error', 'error');
+  const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
   app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'string' }, (request, body, done) => {
-    if (body === '') return done(null, undefined);
-    return parseJson(request, body.toString(), done);
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(request.headers['content-type'] ?? '')?.[1];
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      return done(new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the request body as application/json in UTF-8.'), undefined);
+    }
+    if (body.length === 0) return done(null, undefined);
+    let text: string;
+    try {
+      // Bytes that are not UTF-8 are refused, not stored as U+FFFD.
+      text = utf8.decode(body as Buffer);
+    } catch {
+      return done(new ApiError(400, 'MALFORMED_REQUEST', 'The request body is not valid UTF-8.'), undefined);
+    }
+    return parseJson(request, text, (err, value) => {
+      if (!err) return done(null, value);
+      try {
+        JSON.parse(text);
+      } catch {
+        return done(err, undefined); // not JSON at all: MALFORMED_REQUEST
+      }
+      // Valid JSON that the parser refused: a __proto__ (or constructor.prototype) key.
+      const field = text.includes('"__proto__"') ? '__proto__' : 'constructor';
+      return done(new ApiError(400, 'VALIDATION_ERROR', 'The request is invalid.', [{ in: 'body', field, message: 'is not an allowed field' }]), undefined);
+    });
   });
 
   const spec = loadSpec();
@@ -95,7 +158,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       }
       const bodyRequired = (op.requestBody as { required?: boolean } | undefined)?.required === true;
       return {
-        handler: toRouteHandler(id, handlers),
+        handler: toRouteHandler(id, handlers, options.operationDeadlineMs),
         // Fastify skips body validation when there is no body at all.
         ...(bodyRequired && { preValidation: rejectMissingBody }),
         // onRequest: a request without valid credentials is refused before its body is read.

@@ -62,7 +62,7 @@ export function loadConfig(env: Env = readEnv()): Config {
 
   const secretKey = value('SECRET_KEY');
   const jwksUrl = value('JWKS_URL');
-  if (jwksUrl !== undefined && !/^https?:\/\/[^\s]+$/.test(jwksUrl)) {
+  if (jwksUrl !== undefined && !isHttpUrl(jwksUrl)) {
     throw new ConfigError('JWKS_URL', `must be an http(s) URL (got "${jwksUrl}")`);
   }
   if (secretKey === undefined && jwksUrl === undefined && environment === 'production') {
@@ -86,10 +86,7 @@ export function loadConfig(env: Env = readEnv()): Config {
     secretKey,
     jwksUrl,
     issuer: value('JWT_ISSUER'),
-    audience: value('JWT_AUDIENCE')
-      ?.split(',')
-      .map((a) => a.trim())
-      .filter((a) => a !== ''),
+    audience: audiences('JWT_AUDIENCE', value('JWT_AUDIENCE')),
     clockToleranceS: seconds('JWT_CLOCK_TOLERANCE_S', value('JWT_CLOCK_TOLERANCE_S') ?? '5'),
     corsOrigins: origins('CORS_ORIGINS', value('CORS_ORIGINS') ?? 'http://localhost:3000'),
     logLevel: oneOf('LOG_LEVEL', (value('LOG_LEVEL') ?? 'info').toLowerCase(), LOG_LEVELS),
@@ -101,6 +98,24 @@ function oneOf<T extends string>(name: string, v: string, allowed: readonly T[])
     throw new ConfigError(name, `must be one of ${allowed.join(', ')} (got "${v}")`);
   }
   return v as T;
+}
+
+function isHttpUrl(v: string): boolean {
+  try {
+    return /^https?:$/.test(new URL(v).protocol);
+  } catch {
+    return false;
+  }
+}
+
+function audiences(name: string, v: string | undefined): string[] | undefined {
+  if (v === undefined) return undefined;
+  const list = v
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a) => a !== '');
+  if (list.length === 0) throw new ConfigError(name, 'must list at least one audience (comma-separated)');
+  return list;
 }
 
 function seconds(name: string, v: string): number {

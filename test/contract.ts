@@ -22,7 +22,7 @@ interface ResponseObject {
 
 const routes = Object.keys(spec.paths).map((template) => ({
   template,
-  pattern: new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}$`),
+  pattern: new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}/?$`),
 }));
 
 /** The spec's path template for a concrete URL (query string ignored). */

@@ -60,7 +60,7 @@ export class JwksKeyStore {
   private readonly doFetch: typeof fetch;
 
   constructor(private readonly options: JwksOptions) {
-    this.minInterval = options.minRefetchIntervalMs ?? 30_000;
+    this.minInterval = options.minRefetchIntervalMs ?? 10_000;
     this.maxAge = Math.max(options.maxAgeMs ?? 10 * 60_000, this.minInterval);
     this.timeout = options.timeoutMs ?? 5_000;
     this.doFetch = options.fetch ?? fetch;

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
+import { serviceUnavailable } from '../errors.ts';
 import type { operations } from '../generated/openapi.ts';
 
 /**
@@ -44,21 +45,43 @@ export type HandlerResult<K extends OperationId> = {
 
 export type Handlers = { [K in OperationId]: (input: HandlerInput<K>) => Promise<HandlerResult<K>> };
 
+/** The longest an operation may wait on the database before the client gets a 503. */
+export const OPERATION_DEADLINE_MS = 10_000;
+
+/** A database that stops answering (rather than refusing) must not hang the request. */
+function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(serviceUnavailable(`The database did not answer within ${ms / 1000} s; try again shortly.`)),
+      ms,
+    );
+  });
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
+}
+
 /** The Fastify route handler for one operation of the map. */
-export function toRouteHandler<K extends OperationId>(id: K, handlers: Handlers): RouteOptions['handler'] {
+export function toRouteHandler<K extends OperationId>(
+  id: K,
+  handlers: Handlers,
+  deadlineMs = OPERATION_DEADLINE_MS,
+): RouteOptions['handler'] {
   const handle = handlers[id] as unknown as (input: HandlerInput<OperationId>) => Promise<{
     status: number;
     body?: unknown;
     headers?: Record<string, string>;
   }>;
   return async function operationHandler(request: FastifyRequest, reply: FastifyReply) {
-    const result = await handle({
-      params: request.params as never,
-      query: request.query as never,
-      body: request.body as never,
-      caller: (request.caller ?? null) as never,
-      log: request.log,
-    });
+    const result = await withDeadline(
+      handle({
+        params: request.params as never,
+        query: request.query as never,
+        body: request.body as never,
+        caller: (request.caller ?? null) as never,
+        log: request.log,
+      }),
+      deadlineMs,
+    );
     reply.code(result.status);
     if (result.headers) reply.headers(result.headers);
     return result.body === undefined ? reply.send() : result.body;

@@ -234,7 +234,14 @@ function readPassword(clusterDir: string): string {
 function postmasterPid(clusterDir: string): number | undefined {
   try {
     const pid = Number(readFileSync(join(clusterDir, 'postmaster.pid'), 'utf8').split('\n')[0]);
-    return Number.isInteger(pid) && pid > 0 && isAlive(pid) ? pid : undefined;
+    if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return undefined;
+    // A stale file may name a pid that now belongs to another process: only ever
+    // signal a postgres running on this very data directory (checked where /proc exists).
+    if (existsSync('/proc/self/cmdline')) {
+      const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      if (!cmdline[0]?.endsWith('postgres') || !cmdline.includes(clusterDir)) return undefined;
+    }
+    return pid;
   } catch {
     return undefined;
   }

@@ -82,7 +82,8 @@ export interface paths {
         post?: never;
         /**
          * Delete a task
-         * @description Deletes the task for good. The response has no body.
+         * @description Deletes the task for good. The response has no body. The request needs none
+         *     either; if one is sent it must still be JSON within the size limit.
          */
         delete: operations["deleteTask"];
         options?: never;
@@ -458,6 +459,7 @@ export interface operations {
             /** @description The database cannot be reached. */
             503: {
                 headers: {
+                    "Retry-After": components["headers"]["RetryAfter"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -630,6 +632,8 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };

@@ -15,6 +15,7 @@ export function createHealthHandlers(sql: Sql): Pick<Handlers, 'getHealth'> {
         log.error({ err }, 'health check: the database is unavailable');
         return {
           status: 503,
+          headers: { 'retry-after': '5' },
           body: {
             status: 'unavailable',
             database: 'unavailable',

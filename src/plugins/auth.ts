@@ -20,7 +20,7 @@ export interface AuthOptions {
   issuer?: string | undefined;
   audience?: string[] | undefined;
   clockToleranceS?: number | undefined;
-  /** The least time between two JWKS fetches (default 30 s). */
+  /** The least time between two JWKS fetches (default 10 s). */
   jwksMinRefetchIntervalMs?: number | undefined;
 }
 

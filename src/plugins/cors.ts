@@ -15,7 +15,9 @@ async function cors(app: FastifyInstance, options: { origins: string[] }): Promi
     allowedHeaders: ['Authorization', 'Content-Type'],
     exposedHeaders: ['Location', 'WWW-Authenticate', 'Retry-After'],
     maxAge: 600,
-    strictPreflight: true,
+    // An OPTIONS without Access-Control-Request-Method is not a preflight: the not-found
+    // handler answers it (204 with Allow) instead of a text/plain 400.
+    strictPreflight: false,
   });
 }
 

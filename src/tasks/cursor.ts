@@ -28,6 +28,7 @@ export function decodeCursor(cursor: string): CursorPosition {
     typeof value[0] === 'string' &&
     typeof value[1] === 'string' &&
     ISO_MILLIS.test(value[0]) &&
+    value[0] >= '0001' &&
     !Number.isNaN(Date.parse(value[0])) &&
     UUID.test(value[1]) &&
     encodeCursor({ createdAt: value[0], id: value[1] }) === cursor

@@ -1,3 +1,4 @@
+import { connect, type AddressInfo } from 'node:net';
 import t from 'tap';
 import { buildApp } from '../../src/app.ts';
 import { createSql } from '../../src/db/client.ts';
@@ -80,4 +81,52 @@ t.test('every error body has exactly code, message and details', async (t) => {
     t.same(Object.keys(res.json().error).sort(), ['code', 'details', 'message']);
     t.type(res.json().error.message, 'string');
   }
+});
+
+t.test('a URL with broken percent-encoding gets the contract\'s error body', async (t) => {
+  const { app } = await build(t);
+  for (const url of ['/api/tasks/%zz', '/api/tasks/%FF']) {
+    const res = await app.inject({ method: 'GET', url });
+    t.equal(res.statusCode, 400, url);
+    t.same(Object.keys(res.json().error).sort(), ['code', 'details', 'message']);
+    t.equal(res.json().error.code, 'MALFORMED_REQUEST');
+  }
+});
+
+t.test('requests the HTTP parser refuses get the contract\'s error body', async (t) => {
+  const { app } = await build(t);
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as AddressInfo;
+  const raw = (request: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.end(request));
+      let data = '';
+      socket.setEncoding('utf8').on('data', (c: string) => (data += c));
+      socket.on('end', () => resolve(data));
+      socket.on('error', reject);
+    });
+  const big = await raw(`GET /api/tasks HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
+  t.match(big, /^HTTP\/1\.1 431 /);
+  t.same(JSON.parse(big.split('\r\n\r\n')[1] ?? '').error.code, 'MALFORMED_REQUEST');
+  const junk = await raw('NOT A REQUEST\r\n\r\n');
+  t.match(junk, /^HTTP\/1\.1 400 /);
+  t.equal(JSON.parse(junk.split('\r\n\r\n')[1] ?? '').error.code, 'MALFORMED_REQUEST');
+});
+
+t.test('a database that stops answering is a 503 after the deadline, not a hang', async (t) => {
+  const { url } = await freshSchema(t);
+  const real = createSql(url);
+  // A pool whose queries never settle, like a database that is frozen.
+  const frozen = new Proxy(real, { apply: () => new Promise(() => {}) });
+  const app = await buildApp({ sql: frozen, secretKey: SECRET, corsOrigins: [ORIGIN], operationDeadlineMs: 300 });
+  await app.ready();
+  t.teardown(async () => {
+    await app.close().catch(() => {});
+    await real.end();
+  });
+  const api = new Api(t, app);
+  const res = await api.get('/api/tasks', { as: 'alice' });
+  t.equal(res.statusCode, 503);
+  t.equal(res.json().error.code, 'SERVICE_UNAVAILABLE');
+  t.equal(res.headers['retry-after'], '5');
 });

@@ -193,3 +193,42 @@ t.test('Content-Type: application/json with no body is fine where no body is exp
   t.equal((await api.get('/api/tasks', { as: 'alice', headers: json })).statusCode, 200);
   t.equal((await api.delete(`/api/tasks/${task.id}`, { as: 'alice', headers: json })).statusCode, 204);
 });
+
+t.test('bodies must be UTF-8: other bytes and charsets are refused, not stored as U+FFFD', async (t) => {
+  const { api, sql } = await build(t);
+  const latin1 = Buffer.concat([Buffer.from('{"title":"caf'), Buffer.from([0xe9]), Buffer.from('"}')]);
+  const bad = await api.post('/api/tasks', { as: 'alice', headers: json, payload: latin1 });
+  t.equal(bad.statusCode, 400);
+  t.equal(bad.json().error.code, 'MALFORMED_REQUEST');
+  const declared = await api.post('/api/tasks', { as: 'alice', headers: { 'content-type': 'application/json; charset=iso-8859-1' }, payload: latin1 });
+  t.equal(declared.statusCode, 415);
+  t.equal(declared.json().error.code, 'UNSUPPORTED_MEDIA_TYPE');
+  t.same([...(await sql`SELECT count(*)::int AS n FROM tasks`)], [{ n: 0 }], 'nothing stored');
+  const ok = await api.post('/api/tasks', { as: 'alice', headers: { 'content-type': 'application/json; charset=UTF-8' }, payload: Buffer.from('{"title":"café"}') });
+  t.equal(ok.json().title, 'café', 'real UTF-8 is kept exactly');
+});
+
+t.test('a __proto__ or constructor key is an unknown field, named', async (t) => {
+  const { api } = await build(t);
+  for (const key of ['__proto__', 'constructor']) {
+    const res = await api.post('/api/tasks', { as: 'alice', headers: json, payload: `{"title":"x","${key}":{"admin":true}}` });
+    t.equal(res.statusCode, 400, key);
+    t.same(res.json().error.details, [{ in: 'body', field: key, message: 'is not an allowed field' }]);
+  }
+});
+
+t.test('a cursor outside PostgreSQL\'s range is a 400 on cursor', async (t) => {
+  const { api } = await build(t);
+  const forged = Buffer.from(JSON.stringify(['0000-01-01T00:00:00.000Z', '00000000-0000-0000-0000-000000000000'])).toString('base64url');
+  const res = await api.get(`/api/tasks?cursor=${forged}`, { as: 'alice' });
+  t.equal(res.statusCode, 400);
+  t.same(res.json().error.details.map((d: { field: string }) => d.field), ['cursor']);
+});
+
+t.test('a trailing slash names the same resource', async (t) => {
+  const { api } = await build(t);
+  const task = await api.createTask('alice');
+  t.equal((await api.get('/api/tasks/', { as: 'alice' })).statusCode, 200);
+  t.equal((await api.get(`/api/tasks/${task.id}/`, { as: 'alice' })).statusCode, 200);
+  t.equal((await api.post('/api/tasks/', { as: 'alice', payload: { title: 'slash' } })).statusCode, 201);
+});
