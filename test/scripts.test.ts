@@ -1,0 +1,45 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { createVerifier } from 'fast-jwt';
+import t from 'tap';
+import { readEnv } from '../src/config.ts';
+
+const run = promisify(execFile);
+const ROOT = new URL('..', import.meta.url).pathname;
+const SECRET = 'token-script-secret-token-script-secret';
+
+function tokenScript(args: string[], env: Record<string, string>) {
+  return run(process.execPath, ['--import', 'tsx', 'scripts/token.ts', ...args], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DATA_DIR: join(tmpdir(), 'todo-api-token-test'), ...env },
+  });
+}
+
+t.test('npm run token prints a token the server accepts', async (t) => {
+  const { stdout } = await tokenScript(['--sub', 'alice', '--email', 'alice@example.com', '--ttl', '15m'], { SECRET_KEY: SECRET });
+  const payload = createVerifier({ key: SECRET, algorithms: ['HS256'] })(stdout.trim());
+  t.equal(payload.sub, 'alice');
+  t.equal(payload.email, 'alice@example.com');
+  t.ok(Math.abs(payload.exp - payload.iat - 900) <= 1, 'expires in 15 minutes');
+});
+
+t.test('npm run token refuses without --sub, with one line', async (t) => {
+  const failure = await tokenScript([], { SECRET_KEY: SECRET }).catch((err: { code: number; stderr: string }) => err);
+  t.equal((failure as { code: number }).code, 1);
+  t.match((failure as { stderr: string }).stderr, /--sub is required/);
+});
+
+t.test('a .env file is read, and the real environment wins over it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'todo-api-env-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, '.env');
+  writeFileSync(file, 'PORT=9001\nLOG_LEVEL=debug\n# a comment\nCORS_ORIGINS="http://a.example"\n');
+  const env = readEnv({ LOG_LEVEL: 'warn' }, file);
+  t.equal(env.PORT, '9001');
+  t.equal(env.CORS_ORIGINS, 'http://a.example');
+  t.equal(env.LOG_LEVEL, 'warn');
+  t.same(readEnv({ A: '1' }, join(dir, 'missing.env')), { A: '1' }, 'no file, no change');
+});
