@@ -122,8 +122,10 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
       ...(options.issuer !== undefined && { allowedIss: options.issuer }),
       ...(options.audience !== undefined && { allowedAud: options.audience }),
       clockTolerance: (options.clockToleranceS ?? 0) * 1000,
-      // A client sends the same token many times; fast-jwt still honours exp on cache hits.
+      // A client sends the same token many times; fast-jwt still honours exp on cache hits,
+      // and a verdict is reused for at most a minute (a withdrawn JWKS key stops soon).
       cache: 1000,
+      cacheTTL: 60_000,
       extractToken: (request: FastifyRequest) => bearerToken(request.headers.authorization),
     } as never,
     messages: { authorizationTokenInvalid: (err: Error) => err.message },
