@@ -8,14 +8,12 @@
  * no non-2xx answers. The script exits 1 when a goal is missed.
  */
 import autocannon from 'autocannon';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rm } from 'node:fs/promises';
 import { createSigner } from 'fast-jwt';
 import postgres from 'postgres';
 import { buildApp } from '../src/app.ts';
 import { createSql } from '../src/db/client.ts';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded.ts';
+import { makeTemporaryDataDir, startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded.ts';
 import { migrate } from '../src/db/migrate.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
@@ -27,8 +25,7 @@ let embedded: EmbeddedDatabase | undefined;
 let dir: string | undefined;
 let url = process.env.DATABASE_URL;
 if (!url) {
-  dir = await mkdtemp(join(tmpdir(), 'todo-api-bench-'));
-  await chmod(dir, 0o755);
+  dir = await makeTemporaryDataDir('todo-api-bench-');
   embedded = await startEmbeddedPostgres({ dataDir: dir });
   url = embedded.url;
 }

@@ -6,10 +6,9 @@
  * `npm test -- test/tasks/crud.test.ts`.
  */
 import { spawn } from 'node:child_process';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded.ts';
+import { makeTemporaryDataDir, startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded.ts';
 
 let embedded: EmbeddedDatabase | undefined;
 let tempDir: string | undefined;
@@ -23,9 +22,8 @@ async function cleanup(): Promise<void> {
 }
 
 if (!url) {
-  // /tmp, not the project folder: as root the cluster runs as "postgres", which must reach it.
-  tempDir = await mkdtemp(join(tmpdir(), 'todo-api-test-'));
-  await chmod(tempDir, 0o755);
+  // A temporary folder, not the project's: as root the cluster runs as "postgres", which must reach it.
+  tempDir = await makeTemporaryDataDir('todo-api-test-');
   const started = Date.now();
   embedded = await startEmbeddedPostgres({ dataDir: tempDir });
   url = embedded.url;

@@ -6,12 +6,11 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import t from 'tap';
-import { freePort, startEmbeddedPostgres } from '../src/db/embedded.ts';
+import { freePort, makeTemporaryDataDir, runningPostmaster, startEmbeddedPostgres, stopRunningPostmaster } from '../src/db/embedded.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createSql } from '../src/db/client.ts';
 import { freshSchema, token, type Test } from './helper.ts';
@@ -38,45 +37,16 @@ interface Server {
   exitWithin(ms: number): Promise<Exit | undefined>;
 }
 
-/** A temporary directory the OS user "postgres" can traverse (as root the cluster runs as it); removed at teardown. */
+/** A temporary DATA_DIR the OS user "postgres" can traverse; its cluster stopped and the folder removed at teardown. */
 async function tempDir(t: Test, prefix: string): Promise<string> {
-  const dir = await mkdtemp(join(tmpdir(), prefix));
-  await chmod(dir, 0o755);
+  const dir = await makeTemporaryDataDir(prefix);
   t.teardown(async () => {
-    await stopOrphanPostgres(dir);
+    await stopRunningPostmaster(dir);
+    const stuck = runningPostmaster(dir);
+    if (stuck !== undefined) process.kill(stuck, 'SIGKILL');
     await rm(dir, { recursive: true, force: true });
   });
   return dir;
-}
-
-/** The postmaster's pid when one is running on `<dataDir>/postgres`. */
-function runningPostgres(dataDir: string): number | undefined {
-  const pidFile = join(dataDir, 'postgres', 'postmaster.pid');
-  if (!existsSync(pidFile)) return undefined;
-  const pid = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
-  if (!Number.isInteger(pid) || pid <= 0) return undefined;
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return undefined;
-  }
-  // A stale pid file may name a pid since reused by another process: only a postmaster on this cluster counts.
-  try {
-    const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8');
-    if (!cmdline.includes(join(dataDir, 'postgres'))) return undefined;
-  } catch {
-    // No /proc (not Linux): trust the pid file.
-  }
-  return pid;
-}
-
-/** Teardown safety net: a PostgreSQL our server left on our own data dir is stopped. */
-async function stopOrphanPostgres(dataDir: string): Promise<void> {
-  const pid = runningPostgres(dataDir);
-  if (pid === undefined) return;
-  process.kill(pid, 'SIGINT');
-  for (let i = 0; i < 100 && runningPostgres(dataDir) !== undefined; i++) await sleep(100);
-  if (runningPostgres(dataDir) !== undefined) process.kill(pid, 'SIGKILL');
 }
 
 /** Starts the server with exactly `env` (plus PATH); it is killed at teardown if still running. */
@@ -251,7 +221,7 @@ t.test('embedded PostgreSQL: stopped on SIGTERM, and the data is there on the ne
 
   first.child.kill('SIGTERM');
   t.same(await first.exitWithin(20_000), { code: 0, signal: null }, 'SIGTERM: exits with code 0');
-  t.equal(runningPostgres(dataDir), undefined, 'no PostgreSQL is left running on the data dir');
+  t.equal(runningPostmaster(dataDir), undefined, 'no PostgreSQL is left running on the data dir');
   t.notOk(existsSync(join(dataDir, 'postgres', 'postmaster.pid')), 'postmaster.pid is gone (a clean shutdown)');
   t.ok(
     logLines(t, first.stdout()).some((r) => r.msg === 'shutting down'),
@@ -273,7 +243,7 @@ t.test('embedded PostgreSQL: stopped on SIGTERM, and the data is there on the ne
 
   second.child.kill('SIGTERM');
   t.same(await second.exitWithin(20_000), { code: 0, signal: null }, 'the second run exits with code 0 too');
-  t.equal(runningPostgres(dataDir), undefined, 'and leaves no PostgreSQL behind');
+  t.equal(runningPostmaster(dataDir), undefined, 'and leaves no PostgreSQL behind');
   t.equal(second.stderr(), '', 'nothing on stderr');
 });
 
@@ -322,13 +292,13 @@ t.test(
       }
     }
     t.ok(waiting, `the server's migration waits on the lock (stderr: ${server.stderr()})`);
-    t.not(runningPostgres(dataDir), undefined, 'its embedded PostgreSQL is running');
+    t.not(runningPostmaster(dataDir), undefined, 'its embedded PostgreSQL is running');
 
     server.child.kill('SIGTERM');
     const exit = await server.exitWithin(20_000);
     t.not(exit, undefined, 'the server exits');
     // Give a clean shutdown of PostgreSQL its moment.
-    for (let i = 0; i < 50 && runningPostgres(dataDir) !== undefined; i++) await sleep(100);
-    t.equal(runningPostgres(dataDir), undefined, 'no PostgreSQL is left running on the data dir');
+    for (let i = 0; i < 50 && runningPostmaster(dataDir) !== undefined; i++) await sleep(100);
+    t.equal(runningPostmaster(dataDir), undefined, 'no PostgreSQL is left running on the data dir');
   },
 );

@@ -1,7 +1,7 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { accessSync, chmodSync, constants, cpSync, existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
-import { chown, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir, userInfo } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -230,7 +230,24 @@ function readPassword(clusterDir: string): string {
   }
 }
 
-/** The live postmaster of a data directory, if any. */
+/** The postmaster running on a DATA_DIR's cluster, if any. */
+export function runningPostmaster(dataDir: string): number | undefined {
+  return postmasterPid(join(resolve(dataDir), 'postgres'));
+}
+
+/** Stops the postmaster running on a DATA_DIR's cluster (fast shutdown), waiting up to 10 s. */
+export async function stopRunningPostmaster(dataDir: string, log: (line: string) => void = () => {}): Promise<void> {
+  await stopOrphan(join(resolve(dataDir), 'postgres'), log);
+}
+
+/** A fresh temporary DATA_DIR that the OS user "postgres" can enter (mkdtemp makes it 0700). */
+export async function makeTemporaryDataDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  await chmod(dir, 0o755);
+  return dir;
+}
+
+/** The live postmaster of a cluster directory, if any. */
 function postmasterPid(clusterDir: string): number | undefined {
   try {
     const pid = Number(readFileSync(join(clusterDir, 'postmaster.pid'), 'utf8').split('\n')[0]);

@@ -7,14 +7,18 @@
  * leaves the shared test server alone and a restart is reachable at the same URL.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import t from 'tap';
 import { buildApp } from '../../src/app.ts';
 import { createSql } from '../../src/db/client.ts';
-import { freePort, startEmbeddedPostgres, type EmbeddedDatabase } from '../../src/db/embedded.ts';
+import {
+  freePort,
+  makeTemporaryDataDir,
+  startEmbeddedPostgres,
+  stopRunningPostmaster,
+  type EmbeddedDatabase,
+} from '../../src/db/embedded.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { Api, ORIGIN, SECRET, type Sent } from '../helper.ts';
 
@@ -29,33 +33,13 @@ const UNAVAILABLE = {
   details: null,
 };
 
-/** Teardown safety net: a postmaster still running on our own cluster (say, from a killed child) is stopped. */
-async function stopOrphan(dataDir: string): Promise<void> {
-  const cluster = join(dataDir, 'postgres');
-  const alive = (pid: number) => {
-    try {
-      process.kill(pid, 0);
-      return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(cluster);
-    } catch {
-      return false;
-    }
-  };
-  const pidFile = join(cluster, 'postmaster.pid');
-  const pid = existsSync(pidFile) ? Number(readFileSync(pidFile, 'utf8').split('\n')[0]) : NaN;
-  if (!Number.isInteger(pid) || pid <= 0 || !alive(pid)) return;
-  process.kill(pid, 'SIGINT');
-  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 100));
-}
-
 t.test('the database stops and starts again under a running app', async (t) => {
-  const dataDir = await mkdtemp(join(tmpdir(), 'todo-api-outage-'));
+  const dataDir = await makeTemporaryDataDir('todo-api-outage-');
   // Teardowns run last-registered first: the app (and its pool), then the database, then its files.
   t.teardown(async () => {
-    await stopOrphan(dataDir);
+    await stopRunningPostmaster(dataDir);
     await rm(dataDir, { recursive: true, force: true });
   });
-  // As root the cluster runs as the OS user "postgres", which must traverse it.
-  await chmod(dataDir, 0o755);
   // A fixed port, so that the restarted database is at the same URL.
   const port = await freePort();
 
