@@ -1,5 +1,5 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import { ApiError, serviceUnavailable } from './errors.ts';
+import { ApiError, invalidField, serviceUnavailable } from './errors.ts';
 import openapiGlue from 'fastify-openapi-glue';
 import { PUBLIC_OPERATIONS, toRouteHandler, type Handlers, type OperationId } from './contract/handlers.ts';
 import { loadSpec, operationAt, requiresBearer } from './contract/spec.ts';
@@ -32,9 +32,7 @@ export const LOG_REDACT = ['req.headers.authorization', 'req.headers.cookie'];
 
 async function rejectMissingBody(request: FastifyRequest): Promise<void> {
   if (request.body === undefined || request.body === null) {
-    throw new ApiError(400, 'VALIDATION_ERROR', 'The request is invalid.', [
-      { in: 'body', field: '', message: 'a JSON object body is required' },
-    ]);
+    throw invalidField('body', '', 'a JSON object body is required');
   }
 }
 
@@ -117,7 +115,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       }
       // Valid JSON that the parser refused: a __proto__ (or constructor.prototype) key.
       const field = text.includes('"__proto__"') ? '__proto__' : 'constructor';
-      return done(new ApiError(400, 'VALIDATION_ERROR', 'The request is invalid.', [{ in: 'body', field, message: 'is not an allowed field' }]), undefined);
+      return done(invalidField('body', field, 'is not an allowed field'), undefined);
     });
   });
 

@@ -49,7 +49,7 @@ export type Handlers = { [K in OperationId]: (input: HandlerInput<K>) => Promise
 export const OPERATION_DEADLINE_MS = 10_000;
 
 /** A database that stops answering (rather than refusing) must not hang the request. */
-function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
+export function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(

@@ -1,4 +1,4 @@
-import type { Handlers } from '../contract/handlers.ts';
+import { withDeadline, type Handlers } from '../contract/handlers.ts';
 import type { Sql } from '../db/client.ts';
 import { serviceUnavailable } from '../errors.ts';
 
@@ -9,28 +9,18 @@ export function createHealthHandlers(sql: Sql): Pick<Handlers, 'getHealth'> {
   return {
     async getHealth({ log }) {
       try {
-        await withTimeout(sql`SELECT 1`.execute(), PROBE_TIMEOUT_MS);
+        await withDeadline(sql`SELECT 1`.execute(), PROBE_TIMEOUT_MS);
         return { status: 200, body: { status: 'ok', database: 'ok' } };
       } catch (err) {
         log.error({ err }, 'health check: the database is unavailable');
+        const unavailable = serviceUnavailable();
         return {
           status: 503,
-          headers: { 'retry-after': '5' },
-          body: {
-            status: 'unavailable',
-            database: 'unavailable',
-            error: serviceUnavailable().toBody().error,
-          },
+          headers: unavailable.headers,
+          body: { status: 'unavailable', database: 'unavailable', ...unavailable.toBody() },
         };
       }
     },
   };
 }
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}

@@ -133,8 +133,7 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
 
   app.decorate('authenticate', async (request: FastifyRequest) => {
     try {
-      bearerToken(request.headers.authorization);
-      let payload: unknown;
+      let payload: unknown; // @fastify/jwt reads the header through bearerToken (extractToken)
       try {
         payload = await request.jwtVerify();
       } catch (err) {

@@ -9,7 +9,9 @@ import { loadSpec, specText } from '../contract/spec.ts';
  * reference at /docs where a user can paste a token and try every call.
  */
 async function docs(app: FastifyInstance): Promise<void> {
-  const json = JSON.stringify(loadSpec());
+  const document = loadSpec();
+  // Serialised before @fastify/swagger gets (and may annotate) the same object.
+  const json = JSON.stringify(document);
   app.get('/openapi.yaml', { schema: { hide: true } }, async (_request, reply) =>
     reply.type('application/yaml; charset=utf-8').send(specText),
   );
@@ -17,7 +19,7 @@ async function docs(app: FastifyInstance): Promise<void> {
     reply.type('application/json; charset=utf-8').send(json),
   );
 
-  await app.register(fastifySwagger, { mode: 'static', specification: { document: loadSpec() as never } });
+  await app.register(fastifySwagger, { mode: 'static', specification: { document: document as never } });
   await app.register(fastifySwaggerUi, {
     routePrefix: '/docs',
     uiConfig: { persistAuthorization: true, displayRequestDuration: true, tryItOutEnabled: true },

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { ApiError, type FieldError } from '../errors.ts';
+import { ApiError, serviceUnavailable, type FieldError } from '../errors.ts';
 import { isDataException, isDatabaseUnavailable } from '../db/client.ts';
 import { HTTP_METHODS, type OpenApiDocument } from '../contract/spec.ts';
 
@@ -50,19 +50,8 @@ function fromFastifyError(err: FastifyError): ApiError | undefined {
   if (err.validation) {
     return new ApiError(400, 'VALIDATION_ERROR', 'The request is invalid.', fieldErrors(err));
   }
-  switch (err.code) {
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
-    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
-      if (err.statusCode === 415) {
-        return new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the request body as application/json.');
-      }
-      break;
-    case 'FST_ERR_CTP_BODY_TOO_LARGE':
-      return new ApiError(413, 'PAYLOAD_TOO_LARGE', err.message.replace(/^Request body/, 'The request body'));
-    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
-      return new ApiError(400, 'MALFORMED_REQUEST', 'The request body is empty; send a JSON object.');
-    case 'FST_ERR_CTP_INVALID_JSON_BODY':
-      return new ApiError(400, 'MALFORMED_REQUEST', 'The request body is not valid JSON.');
+  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return new ApiError(413, 'PAYLOAD_TOO_LARGE', err.message.replace(/^Request body/, 'The request body'));
   }
   if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
     return new ApiError(400, 'MALFORMED_REQUEST', 'The request body is not valid JSON.');
@@ -100,8 +89,7 @@ async function errors(app: FastifyInstance, options: { spec: OpenApiDocument }):
         apiError = new ApiError(400, 'VALIDATION_ERROR', 'A value is malformed or out of range.', []);
       } else if (isDatabaseUnavailable(err)) {
         request.log.error({ err }, 'database unavailable');
-        apiError = new ApiError(503, 'SERVICE_UNAVAILABLE', 'The database is unavailable; try again shortly.');
-        reply.header('retry-after', '5');
+        apiError = serviceUnavailable();
       } else {
         request.log.error({ err }, 'unhandled error');
         apiError = new ApiError(500, 'INTERNAL_ERROR', 'An unexpected error occurred.');
