@@ -51,7 +51,14 @@ async function serve(t: Test) {
     return { method, path, status: res.status, body: text, problems };
   }
 
-  return { ...built, send };
+  /** Each user's list (up to 100), checked against the contract; a non-200 counts as empty. */
+  async function listOfEach(t: Test, users: string[]): Promise<Array<[string, Array<{ id: string; user_id: string; title: string }>]>> {
+    const lists = await Promise.all(users.map((user) => send(user, 'GET', '/api/tasks?limit=100')));
+    t.same(problemsOf(lists), [], 'the lists conform to openapi.yaml');
+    return users.map((user, i) => [user, lists[i]?.status === 200 ? JSON.parse(lists[i].body).items : []]);
+  }
+
+  return { ...built, send, listOfEach };
 }
 
 /** Every contract problem of a batch, labelled with its request. */
@@ -70,7 +77,7 @@ function random(seed: number): () => number {
 }
 
 t.test('200 concurrent first writes from 20 new users: all 201, each user sees exactly their own', async (t) => {
-  const { send, sql } = await serve(t);
+  const { send, sql, listOfEach } = await serve(t);
   const users = Array.from({ length: 20 }, (_, i) => `new-user-${i}`);
   const perUser = 10;
 
@@ -88,10 +95,7 @@ t.test('200 concurrent first writes from 20 new users: all 201, each user sees e
   );
   t.same(problemsOf(replies), [], 'every response conforms to openapi.yaml');
 
-  const lists = await Promise.all(users.map((user) => send(user, 'GET', '/api/tasks?limit=100', undefined)));
-  t.same(problemsOf(lists), [], 'the lists conform to openapi.yaml');
-  for (const [i, user] of users.entries()) {
-    const items = lists[i]?.status === 200 ? (JSON.parse(lists[i].body).items as Array<{ user_id: string; title: string }>) : [];
+  for (const [user, items] of await listOfEach(t, users)) {
     t.same(
       items.map((x) => x.title).sort(),
       Array.from({ length: perUser }, (_, n) => `${user} task ${n}`).sort(),
@@ -113,7 +117,7 @@ t.test('200 concurrent first writes from 20 new users: all 201, each user sees e
 });
 
 t.test('a mixed burst of 300 requests across 10 users: no 5xx, only the expected statuses', async (t) => {
-  const { send, sql } = await serve(t);
+  const { send, sql, listOfEach } = await serve(t);
   const users = Array.from({ length: 10 }, (_, i) => `mixed-user-${i}`);
 
   // Five tasks each to aim at.
@@ -225,10 +229,7 @@ t.test('a mixed burst of 300 requests across 10 users: no 5xx, only the expected
   for (const [id, user] of owner) if (!deleted.has(id)) expected.get(user)?.add(id);
   for (const task of created) expected.get(task.user_id)?.add(task.id);
 
-  const lists = await Promise.all(users.map((user) => send(user, 'GET', '/api/tasks?limit=100', undefined)));
-  t.same(problemsOf(lists), [], 'the lists conform to openapi.yaml');
-  for (const [i, user] of users.entries()) {
-    const items = lists[i]?.status === 200 ? (JSON.parse(lists[i].body).items as Array<{ id: string; user_id: string }>) : [];
+  for (const [user, items] of await listOfEach(t, users)) {
     t.same(
       items.map((x) => x.id).sort(),
       [...(expected.get(user) ?? [])].sort(),
