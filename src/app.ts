@@ -2,7 +2,7 @@ import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, ty
 import { ApiError, invalidField, serviceUnavailable } from './errors.ts';
 import openapiGlue from 'fastify-openapi-glue';
 import { PUBLIC_OPERATIONS, toRouteHandler, type Handlers, type OperationId } from './contract/handlers.ts';
-import { loadSpec, operationAt, requiresBearer } from './contract/spec.ts';
+import { headerParameters, loadSpec, operationAt, requiresBearer } from './contract/spec.ts';
 import type { Sql } from './db/client.ts';
 import { createHealthHandlers } from './health/handlers.ts';
 import auth, { type AuthOptions } from './plugins/auth.ts';
@@ -10,6 +10,7 @@ import cors from './plugins/cors.ts';
 import db from './plugins/db.ts';
 import docs from './plugins/docs.ts';
 import errors from './plugins/errors.ts';
+import housekeeping from './plugins/housekeeping.ts';
 import validation from './plugins/validation.ts';
 import { createTaskHandlers } from './tasks/handlers.ts';
 
@@ -20,7 +21,11 @@ export interface AppOptions extends Omit<AuthOptions, 'secretKey'> {
   corsOrigins: string[];
   logger?: FastifyServerOptions['logger'];
   /** How long an operation may wait on the database before answering 503 (default 10 s). */
-  operationDeadlineMs?: number;
+  operationDeadlineMs?: number | undefined;
+  /** How long deletions stay in the change feed (default 30 days). */
+  syncRetentionDays?: number | undefined;
+  /** How often expired idempotency keys and tombstones are swept (default 10 min; 0: never). */
+  housekeepingIntervalMs?: number | undefined;
   loggerInstance?: FastifyServerOptions['loggerInstance'];
 }
 
@@ -124,6 +129,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(errors, { spec });
   await app.register(cors, { origins: options.corsOrigins });
   await app.register(db, { sql: options.sql });
+  await app.register(housekeeping, {
+    syncRetentionDays: options.syncRetentionDays ?? 30,
+    ...(options.housekeepingIntervalMs !== undefined && { intervalMs: options.housekeepingIntervalMs }),
+  });
   await app.register(auth, {
     secretKey: options.secretKey,
     jwksUrl: options.jwksUrl,
@@ -156,7 +165,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       }
       const bodyRequired = (op.requestBody as { required?: boolean } | undefined)?.required === true;
       return {
-        handler: toRouteHandler(id, handlers, options.operationDeadlineMs),
+        handler: toRouteHandler(id, handlers, {
+          deadlineMs: options.operationDeadlineMs,
+          headerNames: headerParameters(spec, path, op),
+        }),
         // Fastify skips body validation when there is no body at all.
         ...(bodyRequired && { preValidation: rejectMissingBody }),
         // onRequest: a request without valid credentials is refused before its body is read.

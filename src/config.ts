@@ -22,6 +22,10 @@ export interface Config {
   clockToleranceS: number;
   corsOrigins: string[];
   logLevel: LogLevel;
+  /** How long one operation may spend on the database before it is cancelled and answered 503. */
+  operationDeadlineMs: number;
+  /** How long the change feed remembers deletions; an older `since` is 410 SYNC_EXPIRED. */
+  syncRetentionDays: number;
 }
 
 /** A refusal to start, worded for one line on stderr. */
@@ -90,6 +94,8 @@ export function loadConfig(env: Env = readEnv()): Config {
     clockToleranceS: seconds('JWT_CLOCK_TOLERANCE_S', value('JWT_CLOCK_TOLERANCE_S') ?? '5'),
     corsOrigins: origins('CORS_ORIGINS', value('CORS_ORIGINS') ?? 'http://localhost:3000'),
     logLevel: oneOf('LOG_LEVEL', (value('LOG_LEVEL') ?? 'info').toLowerCase(), LOG_LEVELS),
+    operationDeadlineMs: milliseconds('OPERATION_DEADLINE_MS', value('OPERATION_DEADLINE_MS') ?? '10000', 100, 600_000),
+    syncRetentionDays: days('SYNC_RETENTION_DAYS', value('SYNC_RETENTION_DAYS') ?? '30'),
   };
 }
 
@@ -122,6 +128,22 @@ function seconds(name: string, v: string): number {
   const n = Number(v);
   if (!/^\d+$/.test(v) || n > 3600) {
     throw new ConfigError(name, `must be a whole number of seconds from 0 to 3600 (got "${v}")`);
+  }
+  return n;
+}
+
+function days(name: string, v: string): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < 1 || n > 3650) {
+    throw new ConfigError(name, `must be a whole number of days from 1 to 3650 (got "${v}")`);
+  }
+  return n;
+}
+
+function milliseconds(name: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < min || n > max) {
+    throw new ConfigError(name, `must be a whole number of milliseconds from ${min} to ${max} (got "${v}")`);
   }
   return n;
 }

@@ -32,6 +32,16 @@ export const notFound = (message = 'Task not found.'): ApiError => new ApiError(
 
 export const forbidden = (): ApiError => new ApiError(403, 'FORBIDDEN', 'This task belongs to another user.');
 
+export const preconditionFailed = (): ApiError =>
+  new ApiError(412, 'PRECONDITION_FAILED', 'The task has changed since you read it (If-Match does not match); nothing was changed.');
+
+export const idempotencyKeyReused = (): ApiError =>
+  new ApiError(
+    422,
+    'IDEMPOTENCY_KEY_REUSED',
+    'This Idempotency-Key was already used with a different request in the last 24 hours; use a new key for a new request.',
+  );
+
 export const invalidField = (where: FieldError['in'], field: string, message: string): ApiError =>
   new ApiError(400, 'VALIDATION_ERROR', 'The request is invalid.', [{ in: where, field, message }]);
 

@@ -59,7 +59,7 @@ async function main(): Promise<void> {
     databaseUrl = embedded.url;
   }
 
-  sql = createSql(databaseUrl);
+  sql = createSql(databaseUrl, { deadlineMs: config.operationDeadlineMs });
   const applied = await migrate(sql);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
 
@@ -71,6 +71,8 @@ async function main(): Promise<void> {
     audience: config.audience,
     clockToleranceS: config.clockToleranceS,
     corsOrigins: config.corsOrigins,
+    operationDeadlineMs: config.operationDeadlineMs,
+    syncRetentionDays: config.syncRetentionDays,
     loggerInstance: log,
   });
 

@@ -41,6 +41,38 @@ function validator(ref: string): ValidateFunction {
   return v;
 }
 
+interface HeaderObject {
+  $ref?: string;
+  required?: boolean;
+  schema?: unknown;
+}
+
+/** Required headers are present, and every documented header that is present matches its schema. */
+function headerProblems(res: Received, headers: Record<string, unknown>): string[] {
+  const problems: string[] = [];
+  for (const [name, value] of Object.entries(headers)) {
+    let header = value as HeaderObject;
+    let ref = '';
+    if (header.$ref) {
+      const key = header.$ref.split('/').pop()!;
+      header = spec.components.headers?.[key] as HeaderObject;
+      ref = `openapi.json#/${pointer('components', 'headers', key, 'schema')}`;
+    }
+    const sent = res.headers[name.toLowerCase()];
+    if (sent === undefined) {
+      if (header.required) problems.push(`${res.statusCode} lacks the ${name} header`);
+      continue;
+    }
+    if (!ref || !header.schema) continue;
+    const schema = header.schema as { type?: string };
+    const text = String(sent);
+    const typed = schema.type === 'integer' || schema.type === 'number' ? Number(text) : text;
+    const validate = validator(ref);
+    if (!validate(typed)) problems.push(`${name}: ${text} does not match its schema: ${ajv.errorsText(validate.errors)}`);
+  }
+  return problems;
+}
+
 export interface Received {
   method: string;
   url: string;
@@ -75,12 +107,10 @@ export function contractProblems(res: Received): string[] {
     }
     if (!documented.content) {
       if (res.body !== '') problems.push(`${res.statusCode} must have an empty body, got ${res.body.slice(0, 100)}`);
-      return problems;
+      return [...problems, ...headerProblems(res, documented.headers ?? {})];
     }
     schemaRef = `${responsePath}/${pointer('content', 'application/json', 'schema')}`;
-    for (const header of Object.keys(documented.headers ?? {})) {
-      if (res.headers[header.toLowerCase()] === undefined) problems.push(`${res.statusCode} lacks the ${header} header`);
-    }
+    problems.push(...headerProblems(res, documented.headers ?? {}));
   }
 
   if (!contentType.startsWith('application/json')) problems.push(`content-type is "${contentType}", not application/json`);

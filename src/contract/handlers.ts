@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
-import { serviceUnavailable } from '../errors.ts';
+import { OPERATION_DEADLINE_MS, withDeadline, type Deadline } from '../db/deadline.ts';
 import type { operations } from '../generated/openapi.ts';
 
 /**
@@ -26,13 +26,18 @@ type OrEmpty<T> = [T] extends [never] ? Record<string, never> : NonNullable<T>;
 
 type PathOf<K extends OperationId> = OrEmpty<Op<K>['parameters']['path']>;
 type QueryOf<K extends OperationId> = OrEmpty<Op<K>['parameters']['query']>;
+type HeaderOf<K extends OperationId> = OrEmpty<Op<K>['parameters']['header']>;
 type BodyOf<K extends OperationId> = Op<K> extends { requestBody: { content: { 'application/json': infer B } } } ? B : undefined;
 
 export interface HandlerInput<K extends OperationId> {
   params: PathOf<K>;
   query: QueryOf<K>;
   body: BodyOf<K>;
+  /** The header parameters the contract declares, under the contract's names. */
+  headers: HeaderOf<K>;
   caller: K extends PublicOperation ? null : Caller;
+  /** Every statement runs through it, so that none outlives the request (see deadline.ts). */
+  deadline: Deadline;
   log: FastifyBaseLogger;
 }
 
@@ -45,41 +50,36 @@ export type HandlerResult<K extends OperationId> = {
 
 export type Handlers = { [K in OperationId]: (input: HandlerInput<K>) => Promise<HandlerResult<K>> };
 
-/** The longest an operation may wait on the database before the client gets a 503. */
-export const OPERATION_DEADLINE_MS = 10_000;
-
-/** A database that stops answering (rather than refusing) must not hang the request. */
-export function withDeadline<T>(work: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const deadline = new Promise<never>((_, reject) => {
-    timer = setTimeout(
-      () => reject(serviceUnavailable(`The database did not answer within ${ms / 1000} s; try again shortly.`)),
-      ms,
-    );
-  });
-  return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
-}
-
 /** The Fastify route handler for one operation of the map. */
 export function toRouteHandler<K extends OperationId>(
   id: K,
   handlers: Handlers,
-  deadlineMs = OPERATION_DEADLINE_MS,
+  options: { deadlineMs?: number | undefined; headerNames?: readonly string[] } = {},
 ): RouteOptions['handler'] {
+  const deadlineMs = options.deadlineMs ?? OPERATION_DEADLINE_MS;
+  const headerNames = (options.headerNames ?? []).map((name) => [name, name.toLowerCase()] as const);
   const handle = handlers[id] as unknown as (input: HandlerInput<OperationId>) => Promise<{
     status: number;
     body?: unknown;
     headers?: Record<string, string>;
   }>;
   return async function operationHandler(request: FastifyRequest, reply: FastifyReply) {
+    const headers: Record<string, string | undefined> = {};
+    for (const [name, lower] of headerNames) {
+      const value = request.headers[lower];
+      if (typeof value === 'string') headers[name] = value;
+    }
     const result = await withDeadline(
-      handle({
-        params: request.params as never,
-        query: request.query as never,
-        body: request.body as never,
-        caller: (request.caller ?? null) as never,
-        log: request.log,
-      }),
+      (deadline) =>
+        handle({
+          params: request.params as never,
+          query: request.query as never,
+          body: request.body as never,
+          headers: headers as never,
+          caller: (request.caller ?? null) as never,
+          deadline,
+          log: request.log,
+        }),
       deadlineMs,
     );
     reply.code(result.status);

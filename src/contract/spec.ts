@@ -40,3 +40,20 @@ export function requiresBearer(spec: OpenApiDocument, op: OpenApiOperation): boo
   // An empty requirement object ({}) would make auth optional; the contract has none.
   return requirements.length > 0 && requirements.every((r) => 'bearerAuth' in r);
 }
+
+interface ParameterObject {
+  $ref?: string;
+  name?: string;
+  in?: string;
+}
+
+/** The names of the header parameters an operation declares (its own and its path's), as the contract spells them. */
+export function headerParameters(spec: OpenApiDocument, path: string, op: OpenApiOperation): string[] {
+  const pathLevel = (spec.paths[path] as { parameters?: ParameterObject[] } | undefined)?.parameters ?? [];
+  const resolve = (p: ParameterObject): ParameterObject =>
+    p.$ref ? ((spec.components.parameters?.[p.$ref.split('/').pop() ?? ''] as ParameterObject | undefined) ?? {}) : p;
+  return [...pathLevel, ...((op.parameters as ParameterObject[] | undefined) ?? [])]
+    .map(resolve)
+    .filter((p) => p.in === 'header' && typeof p.name === 'string')
+    .map((p) => p.name as string);
+}

@@ -2,11 +2,24 @@ import postgres from 'postgres';
 
 export type Sql = postgres.Sql;
 
+export interface PoolOptions {
+  max?: number;
+  /**
+   * The operation deadline: statements and lock waits are bounded by the server just
+   * below it, a second line behind the app's own cancel (see deadline.ts).
+   */
+  deadlineMs?: number;
+}
+
 /**
  * One pool for the process. `prepare=false` (for PgBouncer in transaction mode)
  * and other driver options can be given as query parameters of the URL.
  */
-export function createSql(url: string, options: { max?: number } = {}): Sql {
+export function createSql(url: string, options: PoolOptions = {}): Sql {
+  // Transaction-mode poolers (the ones that need prepare=false) refuse startup
+  // parameters they do not track, so there the app's own cancel is the only bound.
+  const pooled = /[?&]prepare=false(&|$)/.test(url);
+  const serverTimeoutMs = options.deadlineMs === undefined ? undefined : Math.max(options.deadlineMs - 100, 1);
   return postgres(url, {
     max: options.max ?? 10,
     // Fail fast while the database is down: the request gets a 503, not a hang.
@@ -14,7 +27,11 @@ export function createSql(url: string, options: { max?: number } = {}): Sql {
     idle_timeout: 60,
     // The server's NOTICEs (e.g. "relation already exists, skipping") are not ours to print.
     onnotice: () => {},
-    connection: { application_name: 'todo-api' },
+    connection: {
+      application_name: 'todo-api',
+      ...(serverTimeoutMs !== undefined &&
+        !pooled && { statement_timeout: serverTimeoutMs, lock_timeout: serverTimeoutMs }),
+    },
   });
 }
 
@@ -43,9 +60,16 @@ export function isDatabaseUnavailable(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   if (typeof code !== 'string') return false;
   if (UNAVAILABLE_NODE_CODES.has(code)) return true;
-  // SQLSTATE classes 08 (connection exception), 53 (insufficient resources), and
-  // 57P0x (the server is shutting down or starting up).
-  return /^08[0-9A-Z]{3}$/.test(code) || /^53[0-9A-Z]{3}$/.test(code) || /^57P0[1-3]$/.test(code);
+  // SQLSTATE classes 08 (connection exception), 53 (insufficient resources),
+  // 57P0x (the server is shutting down or starting up), and a statement cancelled
+  // or a lock not granted in time (57014, 55P03): rolled back, so safe to retry.
+  return (
+    /^08[0-9A-Z]{3}$/.test(code) ||
+    /^53[0-9A-Z]{3}$/.test(code) ||
+    /^57P0[1-3]$/.test(code) ||
+    code === '57014' ||
+    code === '55P03'
+  );
 }
 
 /** SQLSTATE class 22 (data exception) or a CHECK violation: a bad value, not a bug in us. */

@@ -39,6 +39,8 @@ export interface paths {
          *     `cursor` to get the next one; it is `null` on the last page. A cursor is
          *     opaque: do not build or edit one, and keep the same `status` filter while
          *     paging.
+         *     Each page carries a weak `ETag`: send it back in `If-None-Match` to get
+         *     `304 Not Modified` (no body) while the page is unchanged.
          */
         get: operations["listTasks"];
         put?: never;
@@ -46,7 +48,16 @@ export interface paths {
          * Create a task
          * @description Creates a task owned by the authenticated user, with status `pending`. The
          *     title is trimmed of surrounding white space first. The response carries the
-         *     new task and its URL in `Location`.
+         *     new task, its URL in `Location` and its `ETag`.
+         *
+         *     **Safe retries.** Send a fresh `Idempotency-Key` (a UUID, say) with each new
+         *     task and the same key when you retry it. Within 24 hours, the same key with
+         *     the same title replays the first `201` exactly (same task, same `Location`,
+         *     `Idempotent-Replayed: true`) and never creates a second task; the same key
+         *     with another title is `422 IDEMPOTENCY_KEY_REUSED`. A retry sent while the
+         *     first request is still running waits for it and replays its answer. Keys
+         *     belong to the user: another user's identical key is unrelated. A request
+         *     that fails (any 4xx or 5xx) leaves the key unused.
          */
         post: operations["createTask"];
         delete?: never;
@@ -70,20 +81,24 @@ export interface paths {
         };
         /**
          * Get a task
-         * @description One of the authenticated user's tasks, by id.
+         * @description One of the authenticated user's tasks, by id, with its `ETag`. Send the ETag
+         *     back in `If-None-Match` to get `304 Not Modified` (no body) while the task is
+         *     unchanged, or in `If-Match` on a write to make it conditional.
          */
         get: operations["getTask"];
         /**
          * Replace a task's title
          * @description Sets the title (trimmed) and leaves the status as it is. `updated_at`
          *     moves forward on every successful call; `created_at` never changes.
+         *     With `If-Match`, the change is made only if the task still has that ETag.
          */
         put: operations["replaceTask"];
         post?: never;
         /**
          * Delete a task
          * @description Deletes the task for good. The response has no body. The request needs none
-         *     either; if one is sent it must still be JSON within the size limit.
+         *     either; if one is sent it must still be JSON within the size limit. With
+         *     `If-Match`, the task is deleted only if it still has that ETag.
          */
         delete: operations["deleteTask"];
         options?: never;
@@ -92,6 +107,7 @@ export interface paths {
          * Change a task's title or status
          * @description Changes the fields given (at least one of `title` and `status`) and leaves
          *     the others as they are. `updated_at` moves forward on every successful call.
+         *     With `If-Match`, the change is made only if the task still has that ETag.
          */
         patch: operations["updateTask"];
         trace?: never;
@@ -284,7 +300,7 @@ export interface components {
              * @description A stable, machine-readable code; branch on this.
              * @enum {string}
              */
-            code: "VALIDATION_ERROR" | "MALFORMED_REQUEST" | "NOT_AUTHENTICATED" | "INVALID_TOKEN" | "TOKEN_EXPIRED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
+            code: "VALIDATION_ERROR" | "MALFORMED_REQUEST" | "NOT_AUTHENTICATED" | "INVALID_TOKEN" | "TOKEN_EXPIRED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PRECONDITION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
             /** @description A sentence for developers; it may change, so do not parse it. */
             message: string;
             /** @description For `VALIDATION_ERROR`, one entry per failing field; otherwise `null`. */
@@ -303,7 +319,7 @@ export interface components {
              * @description Where the field is.
              * @enum {string}
              */
-            in: "body" | "query" | "path";
+            in: "body" | "query" | "path" | "header";
             /** @description The field's name (a JSON pointer below the body for nested fields; empty for the body as a whole). */
             field: string;
             /** @description What is wrong with it. */
@@ -356,6 +372,47 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /** @description The task still has the ETag given in `If-None-Match`; there is no body. */
+        TaskNotModified: {
+            headers: {
+                ETag: components["headers"]["ETag"];
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
+        /** @description The page still has the ETag given in `If-None-Match`; there is no body. */
+        PageNotModified: {
+            headers: {
+                ETag: components["headers"]["PageETag"];
+                [name: string]: unknown;
+            };
+            content?: never;
+        };
+        /**
+         * @description `PRECONDITION_FAILED`: the task's current ETag is not one of those in
+         *     `If-Match` (someone changed it since you read it); nothing was changed. Read
+         *     it again, then decide.
+         */
+        PreconditionFailed: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /**
+         * @description `IDEMPOTENCY_KEY_REUSED`: this `Idempotency-Key` was used in the last 24 hours
+         *     with a different request; nothing was created.
+         */
+        IdempotencyKeyReused: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description The body is larger than 64 KiB. */
         PayloadTooLarge: {
             headers: {
@@ -384,8 +441,10 @@ export interface components {
             };
         };
         /**
-         * @description The database, or the token issuer's keys (JWKS), cannot be reached right
-         *     now; retry later (see `Retry-After`).
+         * @description The database, or the token issuer's keys (JWKS), cannot be reached or did
+         *     not answer in time; retry later (see `Retry-After`). A 503 never leaves a
+         *     change behind: whatever the request would have written was rolled back, so
+         *     retrying is always safe.
          */
         ServiceUnavailable: {
             headers: {
@@ -415,6 +474,24 @@ export interface components {
         Limit: number;
         /** @description The `next_cursor` of the previous page, as it was given. */
         Cursor: string;
+        /**
+         * @description Makes the create safe to retry (IETF httpapi Idempotency-Key draft): 1 to 255
+         *     visible ASCII characters, unique per new task (a UUID is a good choice).
+         * @example 0b0f7c1e-8d0a-4b5e-9a61-2f3c4d5e6f70
+         */
+        IdempotencyKey: string;
+        /**
+         * @description Makes the write conditional (RFC 9110): it happens only if the task's current
+         *     `ETag` is listed (`*` matches any existing task); otherwise `412`.
+         * @example "mk2lq9xz"
+         */
+        IfMatch: string;
+        /**
+         * @description An `ETag` from an earlier answer (or a comma-separated list): while it still
+         *     matches, the answer is `304 Not Modified` with no body.
+         * @example "mk2lq9xz"
+         */
+        IfNoneMatch: string;
     };
     requestBodies: never;
     headers: {
@@ -423,6 +500,24 @@ export interface components {
          * @example /api/tasks/6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b
          */
         Location: string;
+        /**
+         * @description The task's entity tag (strong). It changes whenever the task changes, and only
+         *     then; send it in `If-Match` to make a write conditional, or in `If-None-Match`
+         *     to revalidate a GET.
+         * @example "mk2lq9xz"
+         */
+        ETag: string;
+        /**
+         * @description A weak entity tag for this page; send it in `If-None-Match` to revalidate.
+         * @example W/"kQ3bX9a0cVt7mZ1pLr8sYw"
+         */
+        PageETag: string;
+        /**
+         * @description `true` when this answer is the replay of the first answer to the same
+         *     `Idempotency-Key`; absent on a first answer.
+         * @example true
+         */
+        IdempotentReplayed: "true";
         /**
          * @description Seconds to wait before retrying.
          * @example 5
@@ -484,7 +579,14 @@ export interface operations {
                 /** @description The `next_cursor` of the previous page, as it was given. */
                 cursor?: components["parameters"]["Cursor"];
             };
-            header?: never;
+            header?: {
+                /**
+                 * @description An `ETag` from an earlier answer (or a comma-separated list): while it still
+                 *     matches, the answer is `304 Not Modified` with no body.
+                 * @example "mk2lq9xz"
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -493,12 +595,14 @@ export interface operations {
             /** @description One page of tasks. */
             200: {
                 headers: {
+                    ETag: components["headers"]["PageETag"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["TaskPage"];
                 };
             };
+            304: components["responses"]["PageNotModified"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             500: components["responses"]["InternalError"];
@@ -508,7 +612,14 @@ export interface operations {
     createTask: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the create safe to retry (IETF httpapi Idempotency-Key draft): 1 to 255
+                 *     visible ASCII characters, unique per new task (a UUID is a good choice).
+                 * @example 0b0f7c1e-8d0a-4b5e-9a61-2f3c4d5e6f70
+                 */
+                "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -518,10 +629,15 @@ export interface operations {
             };
         };
         responses: {
-            /** @description The task was created. */
+            /**
+             * @description The task was created (or, with `Idempotent-Replayed: true`, this is the
+             *     replay of the first answer to the same `Idempotency-Key`).
+             */
             201: {
                 headers: {
                     Location: components["headers"]["Location"];
+                    ETag: components["headers"]["ETag"];
+                    "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -532,6 +648,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            422: components["responses"]["IdempotencyKeyReused"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -539,7 +656,14 @@ export interface operations {
     getTask: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description An `ETag` from an earlier answer (or a comma-separated list): while it still
+                 *     matches, the answer is `304 Not Modified` with no body.
+                 * @example "mk2lq9xz"
+                 */
+                "If-None-Match"?: components["parameters"]["IfNoneMatch"];
+            };
             path: {
                 /**
                  * @description The task's id (a UUID).
@@ -554,12 +678,14 @@ export interface operations {
             /** @description The task. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["Task"];
                 };
             };
+            304: components["responses"]["TaskNotModified"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
@@ -571,7 +697,14 @@ export interface operations {
     replaceTask: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the write conditional (RFC 9110): it happens only if the task's current
+                 *     `ETag` is listed (`*` matches any existing task); otherwise `412`.
+                 * @example "mk2lq9xz"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 /**
                  * @description The task's id (a UUID).
@@ -590,6 +723,7 @@ export interface operations {
             /** @description The updated task. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -600,6 +734,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
@@ -609,7 +744,14 @@ export interface operations {
     deleteTask: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the write conditional (RFC 9110): it happens only if the task's current
+                 *     `ETag` is listed (`*` matches any existing task); otherwise `412`.
+                 * @example "mk2lq9xz"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 /**
                  * @description The task's id (a UUID).
@@ -632,6 +774,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];
@@ -641,7 +784,14 @@ export interface operations {
     updateTask: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Makes the write conditional (RFC 9110): it happens only if the task's current
+                 *     `ETag` is listed (`*` matches any existing task); otherwise `412`.
+                 * @example "mk2lq9xz"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 /**
                  * @description The task's id (a UUID).
@@ -660,6 +810,7 @@ export interface operations {
             /** @description The updated task. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -670,6 +821,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             500: components["responses"]["InternalError"];

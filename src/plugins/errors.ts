@@ -6,7 +6,10 @@ import { HTTP_METHODS, type OpenApiDocument } from '../contract/spec.ts';
 
 type ValidationIssue = NonNullable<FastifyError['validation']>[number];
 
-const LOCATIONS: Record<string, FieldError['in']> = { body: 'body', querystring: 'query', params: 'path' };
+const LOCATIONS: Record<string, FieldError['in']> = { body: 'body', querystring: 'query', params: 'path', headers: 'header' };
+
+/** Header names arrive lower-cased; name them as the contract does (if-match -> If-Match). */
+const headerName = (lower: string) => lower.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
 
 /** One entry per failing field (the first problem found), named as the client sent it. */
 function fieldErrors(err: FastifyError): FieldError[] {
@@ -21,7 +24,8 @@ function fieldErrors(err: FastifyError): FieldError[] {
 
 function describe(where: FieldError['in'], issue: ValidationIssue): FieldError {
   const params = issue.params as Record<string, unknown>;
-  const base = issue.instancePath.replace(/^\//, '');
+  const path = issue.instancePath.replace(/^\//, '');
+  const base = where === 'header' ? headerName(path) : path;
   const child = (name: unknown) => (base ? `${base}/${String(name)}` : String(name));
   switch (issue.keyword) {
     case 'required':
@@ -37,6 +41,7 @@ function describe(where: FieldError['in'], issue: ValidationIssue): FieldError {
     case 'pattern':
       if (base === 'id') return { in: where, field: base, message: 'must be a UUID' };
       if (base === 'title') return { in: where, field: base, message: 'must not contain NUL characters or unpaired surrogates' };
+      if (base === 'Idempotency-Key') return { in: where, field: base, message: 'must be 1 to 255 visible ASCII characters (no spaces)' };
       break;
     case 'minLength':
       if (base === 'title') return { in: where, field: base, message: 'must not be empty or only white space' };
