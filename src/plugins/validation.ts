@@ -19,6 +19,27 @@ function makeAjv(options: Options): Ajv {
   return ajv;
 }
 
+interface HeadersSchema {
+  properties?: Record<string, unknown>;
+  required?: string[];
+  [keyword: string]: unknown;
+}
+
+/**
+ * Node lower-cases the names of received headers. Fastify adapts header schemas to
+ * that only for its own compiler, so with ours the contract's `Idempotency-Key` would
+ * never be seen, and never validated.
+ */
+function lowerCaseHeaders(schema: HeadersSchema): HeadersSchema {
+  return {
+    ...schema,
+    ...(schema.properties && {
+      properties: Object.fromEntries(Object.entries(schema.properties).map(([name, s]) => [name.toLowerCase(), s])),
+    }),
+    ...(schema.required && { required: schema.required.map((name) => name.toLowerCase()) }),
+  };
+}
+
 /**
  * Bodies are JSON and are validated as sent: no coercion (`123` is not a title).
  * Query, path and header values are strings on the wire, so those are coerced
@@ -28,7 +49,7 @@ async function validation(app: FastifyInstance): Promise<void> {
   const bodyAjv = makeAjv({ coerceTypes: false });
   const paramsAjv = makeAjv({ coerceTypes: true });
   app.setValidatorCompiler(({ schema, httpPart }: { schema: FastifySchema; httpPart?: string }) =>
-    (httpPart === 'body' ? bodyAjv : paramsAjv).compile(schema as object),
+    (httpPart === 'body' ? bodyAjv : paramsAjv).compile(httpPart === 'headers' ? lowerCaseHeaders(schema as HeadersSchema) : (schema as object)),
   );
 }
 
