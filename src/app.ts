@@ -1,7 +1,7 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
 import { ApiError, invalidField, serviceUnavailable } from './errors.ts';
 import openapiGlue from 'fastify-openapi-glue';
-import { PUBLIC_OPERATIONS, toRouteHandler, type Handlers, type OperationId } from './contract/handlers.ts';
+import { PUBLIC_OPERATIONS, STREAMING_OPERATIONS, toRouteHandler, type Handlers, type OperationId } from './contract/handlers.ts';
 import { headerParameters, loadSpec, operationAt, requiresBearer } from './contract/spec.ts';
 import type { Sql } from './db/client.ts';
 import { createHealthHandlers } from './health/handlers.ts';
@@ -12,6 +12,8 @@ import docs from './plugins/docs.ts';
 import errors from './plugins/errors.ts';
 import housekeeping from './plugins/housekeeping.ts';
 import validation from './plugins/validation.ts';
+import changeStream from './sync/stream.ts';
+import { createSyncHandlers } from './sync/handlers.ts';
 import { createTaskHandlers } from './tasks/handlers.ts';
 
 export interface AppOptions extends Omit<AuthOptions, 'secretKey'> {
@@ -26,6 +28,10 @@ export interface AppOptions extends Omit<AuthOptions, 'secretKey'> {
   syncRetentionDays?: number | undefined;
   /** How often expired idempotency keys and tombstones are swept (default 10 min; 0: never). */
   housekeepingIntervalMs?: number | undefined;
+  /** The connection change streams LISTEN on (default: `sql`; the direct URL behind a pooler). */
+  listenSql?: Sql | undefined;
+  /** How often an idle change stream sends a keep-alive comment (default 20 s). */
+  streamHeartbeatMs?: number | undefined;
   loggerInstance?: FastifyServerOptions['loggerInstance'];
 }
 
@@ -151,13 +157,27 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     }
   });
 
-  const handlers: Handlers = { ...createHealthHandlers(options.sql), ...createTaskHandlers(options.sql) };
+  const syncRetentionDays = options.syncRetentionDays ?? 30;
+  await app.register(changeStream, {
+    sql: options.sql,
+    listenSql: options.listenSql,
+    retentionDays: syncRetentionDays,
+    heartbeatMs: options.streamHeartbeatMs,
+    deadlineMs: options.operationDeadlineMs,
+  });
+
+  const handlers: Handlers = {
+    ...createHealthHandlers(options.sql),
+    ...createTaskHandlers(options.sql),
+    ...createSyncHandlers(options.sql, { retentionDays: syncRetentionDays }),
+  };
 
   await app.register(openapiGlue, {
     specification: spec,
     operationResolver: (operationId, method, path) => {
       const op = operationAt(spec, path, method);
-      if (!op || !(operationId in handlers)) throw new Error(`No handler for operation ${operationId}`);
+      const streaming = (STREAMING_OPERATIONS as readonly string[]).includes(operationId);
+      if (!op || !(operationId in handlers || streaming)) throw new Error(`No handler for operation ${operationId}`);
       const id = operationId as OperationId;
       const isPublic = (PUBLIC_OPERATIONS as readonly string[]).includes(id);
       if (isPublic === requiresBearer(spec, op)) {
@@ -165,10 +185,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
       }
       const bodyRequired = (op.requestBody as { required?: boolean } | undefined)?.required === true;
       return {
-        handler: toRouteHandler(id, handlers, {
-          deadlineMs: options.operationDeadlineMs,
-          headerNames: headerParameters(spec, path, op),
-        }),
+        handler: streaming
+          ? app.changeStream
+          : toRouteHandler(id as keyof Handlers, handlers, {
+              deadlineMs: options.operationDeadlineMs,
+              headerNames: headerParameters(spec, path, op),
+            }),
         // Fastify skips body validation when there is no body at all.
         ...(bodyRequired && { preValidation: rejectMissingBody }),
         // onRequest: a request without valid credentials is refused before its body is read.

@@ -42,6 +42,22 @@ export const idempotencyKeyReused = (): ApiError =>
     'This Idempotency-Key was already used with a different request in the last 24 hours; use a new key for a new request.',
   );
 
+export const syncExpired = (retentionDays: number): ApiError =>
+  new ApiError(
+    410,
+    'SYNC_EXPIRED',
+    `This since is older than the change history kept (${retentionDays} days); start again with a full sync.`,
+  );
+
+export const tooManyStreams = (max: number): ApiError =>
+  new ApiError(
+    429,
+    'TOO_MANY_STREAMS',
+    `You already have ${max} open change streams; close one before opening another.`,
+    null,
+    { 'retry-after': '5' },
+  );
+
 export const invalidField = (where: FieldError['in'], field: string, message: string): ApiError =>
   new ApiError(400, 'VALIDATION_ERROR', 'The request is invalid.', [{ in: where, field, message }]);
 

@@ -48,10 +48,16 @@ export type HandlerResult<K extends OperationId> = {
     : { status: S; body?: undefined; headers?: Record<string, string> };
 }[keyof Responses<K> & number];
 
-export type Handlers = { [K in OperationId]: (input: HandlerInput<K>) => Promise<HandlerResult<K>> };
+/** Operations that answer with a stream, not one body: each has a Fastify handler of its own (src/sync/stream.ts). */
+export const STREAMING_OPERATIONS = ['streamChanges'] as const satisfies readonly OperationId[];
+export type StreamingOperation = (typeof STREAMING_OPERATIONS)[number];
+
+export type Handlers = {
+  [K in Exclude<OperationId, StreamingOperation>]: (input: HandlerInput<K>) => Promise<HandlerResult<K>>;
+};
 
 /** The Fastify route handler for one operation of the map. */
-export function toRouteHandler<K extends OperationId>(
+export function toRouteHandler<K extends keyof Handlers>(
   id: K,
   handlers: Handlers,
   options: { deadlineMs?: number | undefined; headerNames?: readonly string[] } = {},

@@ -60,6 +60,102 @@ export interface paths {
          *     that fails (any 4xx or 5xx) leaves the key unused.
          */
         post: operations["createTask"];
+        /**
+         * Delete all tasks with a status ("clear completed")
+         * @description Deletes all of the authenticated user's tasks with the given `status`
+         *     (required, so that no single request empties a whole list by accident).
+         *     One transaction; the change feed and streams see every deletion.
+         */
+        delete: operations["deleteTasks"];
+        options?: never;
+        head?: never;
+        /**
+         * Set the status of many tasks ("mark all as done")
+         * @description Sets `status` on all of the authenticated user's tasks, or only on those with
+         *     the status given in the `status` query parameter. Only `status` can be set in
+         *     bulk. Tasks that already have that status are not touched (their
+         *     `updated_at` and ETag stay as they are). One transaction; the change feed
+         *     and streams see every changed task.
+         */
+        patch: operations["updateTasks"];
+        trace?: never;
+    };
+    "/api/tasks/counts": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Count your tasks by status
+         * @description How many of the authenticated user's tasks are pending, completed, and in
+         *     all ("3 items left"), read in one statement.
+         */
+        get: operations["countTasks"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/changes": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * What changed since you last looked (the change feed)
+         * @description Without `since`: a full sync, every current task as an `upsert`. With
+         *     `since` (the `next_since` of an earlier answer): everything that changed
+         *     after that point, in the order it was committed, each task at most once per
+         *     page with its latest state, and deletions as `delete`. When `has_more` is
+         *     true, call again at once with `next_since`; when it is false you are up to
+         *     date, and `next_since` is where to continue later.
+         *
+         *     Applying every page in order gives exactly the tasks `GET /api/tasks` lists,
+         *     whatever other clients do meanwhile. Deletions are remembered for a retention
+         *     period (30 days by default): an older `since` is `410 SYNC_EXPIRED`, and the
+         *     client must start again with a full sync. A `since` this API did not issue,
+         *     or issued for another user, is a `400`.
+         */
+        get: operations["listChanges"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/tasks/changes/stream": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Live changes as server-sent events
+         * @description A `text/event-stream` that starts like `GET /api/tasks/changes` (from
+         *     `since`, or a full sync without it) and stays open: each event is
+         *     `event: changes` with one change-feed page (a `ChangePage`, as JSON) in
+         *     `data`, and a new event follows whenever your tasks change, on any instance
+         *     of the service. A comment line (`: keep-alive`) comes at least every 25
+         *     seconds. Keep the last `next_since`: after a disconnect, reconnect with it.
+         *
+         *     Authenticate with the `Authorization` header like every other call:
+         *     browsers read the stream with `fetch` and a stream reader (`EventSource`
+         *     cannot send headers). At most 5 streams per user are open at once on one
+         *     instance; the next gets `429 TOO_MANY_STREAMS`.
+         */
+        get: operations["streamChanges"];
+        put?: never;
+        post?: never;
         delete?: never;
         options?: never;
         head?: never;
@@ -225,6 +321,124 @@ export interface components {
             status?: components["schemas"]["TaskStatus"];
         };
         /**
+         * @description The status to set on every matching task; no other field can be set in bulk.
+         * @example {
+         *       "status": "completed"
+         *     }
+         */
+        BulkUpdateRequest: {
+            status: components["schemas"]["TaskStatus"];
+        };
+        /**
+         * @description How many tasks changed (tasks that already had the status are not counted).
+         * @example {
+         *       "updated": 3
+         *     }
+         */
+        BulkUpdateResult: {
+            /** @description The number of tasks whose status changed. */
+            updated: number;
+        };
+        /**
+         * @description How many tasks were deleted.
+         * @example {
+         *       "deleted": 2
+         *     }
+         */
+        BulkDeleteResult: {
+            /** @description The number of tasks deleted. */
+            deleted: number;
+        };
+        /**
+         * @description The authenticated user's tasks, counted by status.
+         * @example {
+         *       "pending": 3,
+         *       "completed": 2,
+         *       "total": 5
+         *     }
+         */
+        TaskCounts: {
+            /** @description Tasks still to do. */
+            pending: number;
+            /** @description Tasks done. */
+            completed: number;
+            /** @description All tasks (pending + completed). */
+            total: number;
+        };
+        /**
+         * @description A task was created or changed; this is its latest state.
+         * @example {
+         *       "type": "upsert",
+         *       "task": {
+         *         "id": "6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b",
+         *         "title": "Buy milk",
+         *         "status": "completed",
+         *         "user_id": "usr_7kq2m9x",
+         *         "created_at": "2026-01-06T10:15:30.123Z",
+         *         "updated_at": "2026-01-06T11:02:00.000Z"
+         *       }
+         *     }
+         */
+        UpsertChange: {
+            /**
+             * @description Create or replace the task with this id. (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "upsert";
+            task: components["schemas"]["Task"];
+        };
+        /**
+         * @description A task was deleted.
+         * @example {
+         *       "type": "delete",
+         *       "id": "0b9d8c7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d"
+         *     }
+         */
+        DeleteChange: {
+            /**
+             * @description Remove the task with this id (it may be one you never saw). (enum property replaced by openapi-typescript)
+             * @enum {string}
+             */
+            type: "delete";
+            /**
+             * Format: uuid
+             * @description The deleted task's id.
+             */
+            id: string;
+        };
+        /**
+         * @description One change of the change feed, by `type`.
+         * @example {
+         *       "type": "delete",
+         *       "id": "0b9d8c7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d"
+         *     }
+         */
+        Change: components["schemas"]["UpsertChange"] | components["schemas"]["DeleteChange"];
+        /**
+         * @description One page of the change feed, in commit order.
+         * @example {
+         *       "changes": [
+         *         {
+         *           "type": "delete",
+         *           "id": "0b9d8c7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d"
+         *         }
+         *       ],
+         *       "next_since": "WzQyLCIwYjlkOGM3YS02ZTVmLTRhM2ItOWMyZC0xZTBmOWE4YjdjNmQiLCJ2Mk5xX2VIWCJd",
+         *       "has_more": false
+         *     }
+         */
+        ChangePage: {
+            /** @description The changes, oldest first; each task at most once. */
+            changes: components["schemas"]["Change"][];
+            /**
+             * @description Pass as `since` to continue from here (opaque; keep it as it is).
+             * @example WzQyLCIwYjlkOGM3YS02ZTVmLTRhM2ItOWMyZC0xZTBmOWE4YjdjNmQiLCJ2Mk5xX2VIWCJd
+             */
+            next_since: string;
+            /** @description More changes are already waiting; call again at once with `next_since`. */
+            has_more: boolean;
+        };
+        /**
          * @description The state of the service and its database.
          * @example {
          *       "status": "ok",
@@ -300,7 +514,7 @@ export interface components {
              * @description A stable, machine-readable code; branch on this.
              * @enum {string}
              */
-            code: "VALIDATION_ERROR" | "MALFORMED_REQUEST" | "NOT_AUTHENTICATED" | "INVALID_TOKEN" | "TOKEN_EXPIRED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PRECONDITION_FAILED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
+            code: "VALIDATION_ERROR" | "MALFORMED_REQUEST" | "NOT_AUTHENTICATED" | "INVALID_TOKEN" | "TOKEN_EXPIRED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PRECONDITION_FAILED" | "SYNC_EXPIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "TOO_MANY_STREAMS" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
             /** @description A sentence for developers; it may change, so do not parse it. */
             message: string;
             /** @description For `VALIDATION_ERROR`, one entry per failing field; otherwise `null`. */
@@ -413,6 +627,28 @@ export interface components {
                 "application/json": components["schemas"]["Error"];
             };
         };
+        /**
+         * @description `SYNC_EXPIRED`: `since` is older than the deletions this service still
+         *     remembers; start again with a full sync (no `since`).
+         */
+        SyncExpired: {
+            headers: {
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /** @description `TOO_MANY_STREAMS`: 5 streams of this user are already open on this instance; close one first. */
+        TooManyStreams: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
         /** @description The body is larger than 64 KiB. */
         PayloadTooLarge: {
             headers: {
@@ -467,6 +703,18 @@ export interface components {
          * @example pending
          */
         StatusFilter: components["schemas"]["TaskStatus"];
+        /**
+         * @description The status of the tasks to delete (required).
+         * @example completed
+         */
+        RequiredStatusFilter: components["schemas"]["TaskStatus"];
+        /** @description The `next_since` of an earlier change-feed answer, as it was given; omit it for a full sync. */
+        Since: string;
+        /**
+         * @description The most changes to return in one page.
+         * @example 100
+         */
+        ChangeLimit: number;
         /**
          * @description The most tasks to return in one page.
          * @example 20
@@ -649,6 +897,160 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["IdempotencyKeyReused"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    deleteTasks: {
+        parameters: {
+            query: {
+                /**
+                 * @description The status of the tasks to delete (required).
+                 * @example completed
+                 */
+                status: components["parameters"]["RequiredStatusFilter"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description How many tasks were deleted. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkDeleteResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    updateTasks: {
+        parameters: {
+            query?: {
+                /**
+                 * @description Only tasks with this status.
+                 * @example pending
+                 */
+                status?: components["parameters"]["StatusFilter"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["BulkUpdateRequest"];
+            };
+        };
+        responses: {
+            /** @description How many tasks changed. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["BulkUpdateResult"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    countTasks: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The counts. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TaskCounts"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    listChanges: {
+        parameters: {
+            query?: {
+                /** @description The `next_since` of an earlier change-feed answer, as it was given; omit it for a full sync. */
+                since?: components["parameters"]["Since"];
+                /**
+                 * @description The most changes to return in one page.
+                 * @example 100
+                 */
+                limit?: components["parameters"]["ChangeLimit"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description One page of changes. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ChangePage"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            410: components["responses"]["SyncExpired"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    streamChanges: {
+        parameters: {
+            query?: {
+                /** @description The `next_since` of an earlier change-feed answer, as it was given; omit it for a full sync. */
+                since?: components["parameters"]["Since"];
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The stream of change-feed pages. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            410: components["responses"]["SyncExpired"];
+            429: components["responses"]["TooManyStreams"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };

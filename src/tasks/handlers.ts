@@ -7,7 +7,7 @@ import { createTaskQueries, type Lookup, type StoredCreate, type Task } from './
 
 type TaskHandlers = Pick<
   Handlers,
-  'listTasks' | 'createTask' | 'getTask' | 'replaceTask' | 'updateTask' | 'deleteTask'
+  'listTasks' | 'createTask' | 'getTask' | 'replaceTask' | 'updateTask' | 'deleteTask' | 'updateTasks' | 'deleteTasks' | 'countTasks'
 >;
 
 /** The default page size; the contract states the same default for `limit`. */
@@ -89,6 +89,22 @@ export function createTaskHandlers(sql: Sql): TaskHandlers {
       };
       const precondition = parseIfMatch(headers['If-Match']);
       return withEtag(200, found(await tasks.update(deadline, caller.id, params.id, changes, precondition)));
+    },
+
+    async updateTasks({ caller, query, body, deadline, log }) {
+      const updated = await tasks.setStatusOfAll(deadline, caller.id, body.status, query.status);
+      log.info({ userId: caller.id, status: body.status, updated }, 'tasks updated in bulk');
+      return { status: 200, body: { updated } };
+    },
+
+    async deleteTasks({ caller, query, deadline, log }) {
+      const deleted = await tasks.removeAllWithStatus(deadline, caller.id, query.status);
+      log.info({ userId: caller.id, status: query.status, deleted }, 'tasks deleted in bulk');
+      return { status: 200, body: { deleted } };
+    },
+
+    async countTasks({ caller, deadline }) {
+      return { status: 200, body: await tasks.counts(deadline, caller.id) };
     },
 
     async deleteTask({ caller, params, headers, deadline, log }) {
