@@ -725,19 +725,18 @@ export interface components {
         /**
          * @description Makes the create safe to retry (IETF httpapi Idempotency-Key draft): 1 to 255
          *     visible ASCII characters, unique per new task (a UUID is a good choice).
-         * @example 0b0f7c1e-8d0a-4b5e-9a61-2f3c4d5e6f70
+         *     (No example value here: a prefilled key would make a second "Try it out"
+         *     with another title a 422.)
          */
         IdempotencyKey: string;
         /**
          * @description Makes the write conditional (RFC 9110): it happens only if the task's current
          *     `ETag` is listed (`*` matches any existing task); otherwise `412`.
-         * @example "mk2lq9xz"
          */
         IfMatch: string;
         /**
          * @description An `ETag` from an earlier answer (or a comma-separated list): while it still
          *     matches, the answer is `304 Not Modified` with no body.
-         * @example "mk2lq9xz"
          */
         IfNoneMatch: string;
     };
@@ -831,7 +830,6 @@ export interface operations {
                 /**
                  * @description An `ETag` from an earlier answer (or a comma-separated list): while it still
                  *     matches, the answer is `304 Not Modified` with no body.
-                 * @example "mk2lq9xz"
                  */
                 "If-None-Match"?: components["parameters"]["IfNoneMatch"];
             };
@@ -864,7 +862,8 @@ export interface operations {
                 /**
                  * @description Makes the create safe to retry (IETF httpapi Idempotency-Key draft): 1 to 255
                  *     visible ASCII characters, unique per new task (a UUID is a good choice).
-                 * @example 0b0f7c1e-8d0a-4b5e-9a61-2f3c4d5e6f70
+                 *     (No example value here: a prefilled key would make a second "Try it out"
+                 *     with another title a 422.)
                  */
                 "Idempotency-Key"?: components["parameters"]["IdempotencyKey"];
             };
@@ -1062,7 +1061,6 @@ export interface operations {
                 /**
                  * @description An `ETag` from an earlier answer (or a comma-separated list): while it still
                  *     matches, the answer is `304 Not Modified` with no body.
-                 * @example "mk2lq9xz"
                  */
                 "If-None-Match"?: components["parameters"]["IfNoneMatch"];
             };
@@ -1103,7 +1101,6 @@ export interface operations {
                 /**
                  * @description Makes the write conditional (RFC 9110): it happens only if the task's current
                  *     `ETag` is listed (`*` matches any existing task); otherwise `412`.
-                 * @example "mk2lq9xz"
                  */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
@@ -1150,7 +1147,6 @@ export interface operations {
                 /**
                  * @description Makes the write conditional (RFC 9110): it happens only if the task's current
                  *     `ETag` is listed (`*` matches any existing task); otherwise `412`.
-                 * @example "mk2lq9xz"
                  */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
@@ -1190,7 +1186,6 @@ export interface operations {
                 /**
                  * @description Makes the write conditional (RFC 9110): it happens only if the task's current
                  *     `ETag` is listed (`*` matches any existing task); otherwise `412`.
-                 * @example "mk2lq9xz"
                  */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };

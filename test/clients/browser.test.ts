@@ -420,3 +420,98 @@ t.test('/docs: authorize with a token, then execute GET /api/tasks', { skip }, a
   // No network here: anything external would fail, but must not matter to the docs.
   if (external.length > 0) t.comment(`/docs tried to load from outside loopback: ${external.join(', ')}`);
 });
+
+/**
+ * A frontend's retries, concurrent edits and live updates: an Idempotency-Key on a
+ * create, a conditional PATCH with the ETag it read (then a stale one), and the
+ * change stream read with fetch and a stream reader (EventSource cannot send headers).
+ */
+const SYNC_PAGE = `<!doctype html>
+<html lang="en">
+<meta charset="utf-8">
+<title>todo sync client</title>
+<link rel="icon" href="data:,">
+<script>
+  window.call = async function (api, token, method, path, headers, body) {
+    const init = { method, headers: { Authorization: 'Bearer ' + token, ...headers } };
+    if (body !== undefined) {
+      init.headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    const res = await fetch(api + path, init);
+    const text = await res.text();
+    return {
+      status: res.status,
+      etag: res.headers.get('ETag'),
+      replayed: res.headers.get('Idempotent-Replayed'),
+      body: text === '' ? null : JSON.parse(text),
+    };
+  };
+  window.events = [];
+  window.openStream = async function (api, token) {
+    const res = await fetch(api + '/api/tasks/changes/stream', { headers: { Authorization: 'Bearer ' + token } });
+    const reader = res.body.pipeThrough(new TextDecoderStream()).getReader();
+    (async () => {
+      let buffer = '';
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) return;
+        buffer += value;
+        let end;
+        while ((end = buffer.indexOf('\\n\\n')) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = block.split('\\n').find((line) => line.startsWith('data: '));
+          if (data) window.events.push(JSON.parse(data.slice(6)));
+        }
+      }
+    })();
+    return { status: res.status, type: res.headers.get('Content-Type') };
+  };
+</script>
+<h1>todo sync client</h1>
+</html>`;
+
+t.test('from another origin: a safe retry, conditional edits with ETags, and the live change stream', { skip }, async (t) => {
+  const pageOrigin = await servePage(t, SYNC_PAGE);
+  const { app, api: inject, sql } = await build(t, { corsOrigins: [pageOrigin] });
+  const seen = recordRequests(app.server);
+  const api = await listen(app);
+  const { page } = await open(t, `${pageOrigin}/`);
+  const bearer = token('browser-user');
+  const send = (method: string, path: string, headers: Record<string, string> = {}, body?: unknown) =>
+    page.evaluate(([a, tk, m, p, h, b]) => (globalThis as any).call(a, tk, m, p, h, b), [api, bearer, method, path, headers, body] as const);
+
+  const first = await send('POST', '/api/tasks', { 'Idempotency-Key': 'browser-key-1' }, { title: 'Retried' });
+  const retry = await send('POST', '/api/tasks', { 'Idempotency-Key': 'browser-key-1' }, { title: 'Retried' });
+  t.equal(first.status, 201);
+  t.equal(retry.status, 201);
+  t.equal(retry.replayed, 'true', 'Idempotent-Replayed is readable from JS');
+  t.equal(retry.body.id, first.body.id, 'the retry replays the same task');
+  t.equal(await taskCount(sql), 1, 'one task in the database');
+
+  const id: string = first.body.id;
+  const read = await send('GET', `/api/tasks/${id}`);
+  t.match(read.etag, /^"[!#-~]+"$/, 'the ETag is readable from JS (Access-Control-Expose-Headers)');
+  const ok = await send('PATCH', `/api/tasks/${id}`, { 'If-Match': read.etag }, { status: 'completed' });
+  t.equal(ok.status, 200, 'a PATCH with the current ETag succeeds');
+  t.not(ok.etag, read.etag, 'and answers with the new ETag');
+  const stale = await send('PATCH', `/api/tasks/${id}`, { 'If-Match': read.etag }, { title: 'lost update' });
+  t.equal(stale.status, 412, 'the same ETag again is stale: 412');
+  t.equal(stale.body.error.code, 'PRECONDITION_FAILED');
+  t.ok(
+    seen.some((r) => r.method === 'OPTIONS' && r.requestMethod === 'PATCH' && r.requestHeaders.includes('if-match') && r.status === 204),
+    'the preflight allowed If-Match',
+  );
+
+  const opened = await page.evaluate(([a, tk]) => (globalThis as any).openStream(a, tk), [api, bearer] as const);
+  t.same(opened, { status: 200, type: 'text/event-stream; charset=utf-8' });
+  await page.waitForFunction(() => (globalThis as any).events.length >= 1);
+  const created = await inject.createTask('browser-user', 'From another client');
+  await page.waitForFunction(
+    (taskId) => (globalThis as any).events.some((e: any) => e.changes.some((c: any) => c.type === 'upsert' && c.task.id === taskId)),
+    created.id,
+    { timeout: 5000 },
+  );
+  t.pass('the page saw the task another client created, through the stream');
+});

@@ -1,8 +1,9 @@
 import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { parse } from 'yaml';
-import { PUBLIC_OPERATIONS } from '../../src/contract/handlers.ts';
+import { PUBLIC_OPERATIONS, STREAMING_OPERATIONS } from '../../src/contract/handlers.ts';
 import { createHealthHandlers } from '../../src/health/handlers.ts';
+import { createSyncHandlers } from '../../src/sync/handlers.ts';
 import { createTaskHandlers } from '../../src/tasks/handlers.ts';
 import { spec } from '../contract.ts';
 import { build, databaseUrl } from '../helper.ts';
@@ -32,7 +33,8 @@ t.test('every operation is documented for client generators', async (t) => {
     t.ok(op.tags?.length, `${name}: tagged`);
     for (const [status, response] of Object.entries(op.responses)) {
       const resolved = response.$ref ? spec.components.responses?.[response.$ref.split('/').pop()!] as Operation['responses'][string] : response;
-      if (resolved?.content) t.ok(resolved.content['application/json']?.examples, `${name} ${status}: has an example`);
+      // Every media type the response has (JSON, or an event stream) shows an example.
+      for (const [type, media] of Object.entries(resolved?.content ?? {})) t.ok(media.examples, `${name} ${status} ${type}: has an example`);
     }
     if (op.requestBody) t.ok(op.requestBody.content['application/json']?.examples, `${name}: request example`);
   }
@@ -52,8 +54,8 @@ t.test('every protected operation documents its errors', async (t) => {
 t.test('the handler map covers exactly the contract\'s operations', async (t) => {
   const sql = postgres(databaseUrl(), { max: 1 });
   t.teardown(() => sql.end());
-  const handlers = { ...createHealthHandlers(sql), ...createTaskHandlers(sql) };
-  t.same(Object.keys(handlers).sort(), operations.map(([, , op]) => op.operationId).sort());
+  const handlers = { ...createHealthHandlers(sql), ...createTaskHandlers(sql), ...createSyncHandlers(sql, { retentionDays: 30 }) };
+  t.same([...Object.keys(handlers), ...STREAMING_OPERATIONS].sort(), operations.map(([, , op]) => op.operationId).sort());
 });
 
 t.test('the server publishes the contract as written, and an API reference', async (t) => {
