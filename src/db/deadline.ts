@@ -57,29 +57,31 @@ export function isStatementCancelled(err: unknown): boolean {
 /**
  * Runs `work` with a deadline. On time the result is whatever the work produced; past
  * it, its statement is cancelled and the client gets 503, unless the statement had
- * already committed, in which case the real outcome is returned.
+ * already committed, in which case the real outcome is returned. (One promise and one
+ * timer per request: this is on every request's path.)
  */
-export async function withDeadline<T>(work: (deadline: Deadline) => Promise<T>, ms: number): Promise<T> {
+export function withDeadline<T>(work: (deadline: Deadline) => Promise<T>, ms: number): Promise<T> {
   const deadline = new Deadline();
-  let giveUp: ((err: unknown) => void) | undefined;
-  let graceTimer: NodeJS.Timeout | undefined;
-  const timer = setTimeout(() => {
-    deadline.expire();
-    // A database that cannot even take the cancel (frozen, partitioned) still gets an answer.
-    graceTimer = setTimeout(() => giveUp?.(expiredError()), CANCEL_GRACE_MS);
-  }, ms);
-  try {
-    return await Promise.race([
-      work(deadline),
-      new Promise<never>((_, reject) => {
-        giveUp = reject;
-      }),
-    ]);
-  } catch (err) {
-    if (deadline.expired && isStatementCancelled(err)) throw expiredError();
-    throw err;
-  } finally {
-    clearTimeout(timer);
-    clearTimeout(graceTimer);
-  }
+  return new Promise<T>((resolve, reject) => {
+    let grace: NodeJS.Timeout | undefined;
+    const timer = setTimeout(() => {
+      deadline.expire();
+      // A database that cannot even take the cancel (frozen, partitioned) still gets an answer.
+      grace = setTimeout(() => reject(expiredError()), CANCEL_GRACE_MS);
+    }, ms);
+    const settle = () => {
+      clearTimeout(timer);
+      clearTimeout(grace);
+    };
+    work(deadline).then(
+      (value) => {
+        settle();
+        resolve(value);
+      },
+      (err: unknown) => {
+        settle();
+        reject(deadline.expired && isStatementCancelled(err) ? expiredError() : err);
+      },
+    );
+  });
 }
