@@ -269,7 +269,7 @@ export interface components {
          * @description What went wrong.
          * @example {
          *       "code": "VALIDATION_ERROR",
-         *       "message": "The request is invalid.",
+         *       "message": "title is required.",
          *       "details": [
          *         {
          *           "in": "body",
@@ -287,7 +287,7 @@ export interface components {
             code: "VALIDATION_ERROR" | "MALFORMED_REQUEST" | "NOT_AUTHENTICATED" | "INVALID_TOKEN" | "TOKEN_EXPIRED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
             /** @description A sentence for developers; it may change, so do not parse it. */
             message: string;
-            /** @description For `VALIDATION_ERROR`, one entry per failing field; otherwise `null`. */
+            /** @description For `VALIDATION_ERROR`, one entry per failing field (at most 20); otherwise `null`. */
             details: components["schemas"]["FieldError"][] | null;
         };
         /**
@@ -304,7 +304,7 @@ export interface components {
              * @enum {string}
              */
             in: "body" | "query" | "path";
-            /** @description The field's name (a JSON pointer below the body for nested fields; empty for the body as a whole). */
+            /** @description The field's name (a JSON pointer below the body for nested fields; empty for the body as a whole; names longer than 100 characters are cut). */
             field: string;
             /** @description What is wrong with it. */
             message: string;
@@ -313,11 +313,13 @@ export interface components {
     responses: {
         /**
          * @description The request is invalid: `VALIDATION_ERROR` when a parameter or body field
-         *     breaks the contract (`details` names each one), `MALFORMED_REQUEST` when the
-         *     body is not parsable JSON.
+         *     breaks the contract or a query parameter is unknown (`details` names each
+         *     one, at most 20; the message names the first and says how many more there
+         *     were), `MALFORMED_REQUEST` when the body is not parsable JSON.
          */
         BadRequest: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -332,6 +334,7 @@ export interface components {
         Unauthorized: {
             headers: {
                 "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -341,6 +344,7 @@ export interface components {
         /** @description The task belongs to another user; it was not changed. */
         Forbidden: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -350,6 +354,7 @@ export interface components {
         /** @description There is no task with this id. */
         NotFound: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -359,6 +364,7 @@ export interface components {
         /** @description The body is larger than 64 KiB. */
         PayloadTooLarge: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -368,15 +374,20 @@ export interface components {
         /** @description The body is not `application/json`. */
         UnsupportedMediaType: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description An unexpected failure on our side; nothing about it is disclosed. */
+        /**
+         * @description An unexpected failure on our side; nothing about it is disclosed but the
+         *     request id, under which the server's log has the cause.
+         */
         InternalError: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -390,6 +401,7 @@ export interface components {
         ServiceUnavailable: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -429,6 +441,14 @@ export interface components {
          */
         RetryAfter: number;
         /**
+         * @description The request's id, on every response. A client's own `X-Request-Id` of 1 to
+         *     128 characters from `A-Z a-z 0-9 . _ -` is reused; otherwise the server
+         *     makes one. Quote it when reporting a problem: the server's log lines for the
+         *     request carry it.
+         * @example 3f2b8c1e-9a4d-4c6b-8e7f-1a2b3c4d5e6f
+         */
+        XRequestId: string;
+        /**
          * @description The bearer challenge of RFC 6750, with the reason when a token was sent.
          * @example Bearer realm="todo-api", error="invalid_token", error_description="The token has expired"
          */
@@ -450,6 +470,7 @@ export interface operations {
             /** @description The service and its database are up. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -460,6 +481,7 @@ export interface operations {
             503: {
                 headers: {
                     "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
                 content: {

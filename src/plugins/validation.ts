@@ -30,6 +30,14 @@ async function validation(app: FastifyInstance): Promise<void> {
   app.setValidatorCompiler(({ schema, httpPart }: { schema: FastifySchema; httpPart?: string }) =>
     (httpPart === 'body' ? bodyAjv : paramsAjv).compile(schema as object),
   );
+  // Unknown query parameters are refused like unknown body fields: a typo such as
+  // ?completed=true must not silently return everything. Only the contract's operations
+  // (openapi-glue puts the operationId in the schema); /docs keeps its own parameters.
+  app.addHook('onRoute', (route) => {
+    const schema = route.schema as (FastifySchema & { operationId?: string; querystring?: Record<string, unknown> }) | undefined;
+    if (schema?.operationId === undefined) return;
+    schema.querystring = { type: 'object', properties: {}, ...schema.querystring, additionalProperties: false };
+  });
 }
 
 export default fp(validation, { name: 'validation', fastify: '5.x' });
