@@ -328,8 +328,9 @@ export interface components {
         };
         /**
          * @description No usable credentials: `NOT_AUTHENTICATED` (no or malformed `Authorization`
-         *     header), `INVALID_TOKEN` (bad signature, algorithm, key or claims) or
-         *     `TOKEN_EXPIRED`.
+         *     header), `INVALID_TOKEN` (bad signature, algorithm, key or claims; the
+         *     message and the challenge's `error_description` say whether the token was
+         *     malformed, badly signed or of an algorithm not accepted) or `TOKEN_EXPIRED`.
          */
         Unauthorized: {
             headers: {

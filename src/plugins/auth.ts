@@ -83,6 +83,16 @@ function fromVerifyError(err: unknown): ApiError {
       return unauthorized('INVALID_TOKEN', 'The token lacks a required claim (sub and exp).', detail);
   }
   if (/\b(iss|aud)\b/.test(detail)) return unauthorized('INVALID_TOKEN', 'The token was issued by or for someone else.', detail);
+  // @fastify/jwt wraps fast-jwt's errors (FST_JWT_AUTHORIZATION_TOKEN_INVALID) but keeps their messages.
+  if (code === 'FAST_JWT_INVALID_SIGNATURE' || /signature is invalid/i.test(detail)) {
+    return unauthorized('INVALID_TOKEN', 'The token is badly signed: its signature does not verify with the key for its algorithm.', detail);
+  }
+  if (code === 'FAST_JWT_INVALID_ALGORITHM' || /algorithm/i.test(detail)) {
+    return unauthorized('INVALID_TOKEN', 'The token is of an algorithm that is not accepted.', detail);
+  }
+  if (code === 'FAST_JWT_MALFORMED' || code === 'FAST_JWT_MISSING_SIGNATURE' || /malformed|base64url|serialized JSON|missing/i.test(detail)) {
+    return unauthorized('INVALID_TOKEN', 'The token is malformed: a JWT is three base64url parts, header.payload.signature.', detail);
+  }
   return unauthorized('INVALID_TOKEN', 'The token is invalid.', detail);
 }
 
@@ -112,7 +122,7 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
         if (key) return key;
         throw unauthorized('INVALID_TOKEN', 'The token is signed with a key the issuer does not publish.', `alg ${alg}, kid ${String(kid)}`);
       }
-      throw unauthorized('INVALID_TOKEN', `The token's algorithm is not accepted (${algorithms.join(', ')}).`, `alg ${String(alg)}`);
+      throw unauthorized('INVALID_TOKEN', `The token is of an algorithm that is not accepted (accepted: ${algorithms.join(', ')}).`, `alg ${String(alg)}`);
     },
     decode: { complete: true },
     verify: {
