@@ -13,10 +13,34 @@ export interface paths {
         };
         /**
          * Check the service and its database
-         * @description Public (no token). Answers 200 when the service can reach its database and
-         *     503 when it cannot; load balancers and orchestrators can poll it.
+         * @description Public (no token). Readiness: answers 200 when the service can reach its
+         *     database and 503 when it cannot; load balancers and orchestrators can poll
+         *     it. One database check serves all callers for up to 1 s, so the answer may
+         *     be that old, and a flood of checks costs the database one query a second.
          */
         get: operations["getHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/health/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Check that the process is up
+         * @description Public (no token). Answers 200 whenever the process can answer at all; it
+         *     does not touch the database, so a liveness probe never restarts a healthy
+         *     process because its database is down (use `/health` for readiness).
+         */
+        get: operations["getLiveness"];
         put?: never;
         post?: never;
         delete?: never;
@@ -226,6 +250,19 @@ export interface components {
              * @constant
              */
             database: "ok";
+        };
+        /**
+         * @description The process is up.
+         * @example {
+         *       "status": "ok"
+         *     }
+         */
+        Liveness: {
+            /**
+             * @description The process answers.
+             * @constant
+             */
+            status: "ok";
         };
         /**
          * @description The service is up but its database is not; the usual error body comes with it.
@@ -487,6 +524,27 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["HealthUnavailable"];
+                };
+            };
+        };
+    };
+    getLiveness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The process is up. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Liveness"];
                 };
             };
         };
