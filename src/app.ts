@@ -8,6 +8,7 @@ import { createHealthHandlers } from './health/handlers.ts';
 import auth, { type AuthOptions } from './plugins/auth.ts';
 import { clientErrorHandler, frameworkErrors } from './plugins/client-errors.ts';
 import jsonBody from './plugins/json-body.ts';
+import rateLimit, { RATE_LIMIT_DEFAULTS } from './plugins/rate-limit.ts';
 import requestId, { requestIdFor } from './plugins/request-id.ts';
 import { childLoggerFactory, RequestLogController } from './plugins/request-log.ts';
 import cors from './plugins/cors.ts';
@@ -26,6 +27,11 @@ export interface AppOptions extends Omit<AuthOptions, 'secretKey'> {
   /** How long an operation may wait on the database before answering 503 (default 10 s). */
   operationDeadlineMs?: number;
   loggerInstance?: FastifyServerOptions['loggerInstance'];
+  /** Requests a minute per user (default 1200) and failed authentications a minute per IP (default 300); 0 is off. */
+  rateLimitPerMinute?: number | undefined;
+  authFailureLimitPerMinute?: number | undefined;
+  /** Fastify's trustProxy: whether (and from which proxies) X-Forwarded-For gives the client IP. */
+  trustProxy?: boolean | number | string[] | undefined;
 }
 
 /** Bodies are small JSON objects (a title is at most 500 characters). */
@@ -39,6 +45,9 @@ async function rejectMissingBody(request: FastifyRequest): Promise<void> {
     throw invalidField('body', '', 'a JSON object body is required');
   }
 }
+
+/** TRUST_PROXY=<n>: the n proxies nearest to us are trusted, whoever they are. */
+const trustHops = (hops: number) => (_address: string, hop: number) => hop < hops;
 
 /**
  * The whole API as a Fastify instance, ready to `inject` or `listen`. It never
@@ -62,6 +71,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // One line per request (request-log.ts), with a bounded request serializer.
     logController: new RequestLogController(),
     childLoggerFactory,
+    trustProxy: typeof options.trustProxy === 'number' ? trustHops(options.trustProxy) : (options.trustProxy ?? false),
   });
 
   // First, so that even the shutdown 503 below carries X-Request-Id.
@@ -84,6 +94,10 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(errors, { spec });
   await app.register(cors, { origins: options.corsOrigins });
   await app.register(db, { sql: options.sql });
+  await app.register(rateLimit, {
+    perUserPerMinute: options.rateLimitPerMinute ?? RATE_LIMIT_DEFAULTS.perUserPerMinute,
+    authFailuresPerMinute: options.authFailureLimitPerMinute ?? RATE_LIMIT_DEFAULTS.authFailuresPerMinute,
+  });
   await app.register(auth, {
     secretKey: options.secretKey,
     jwksUrl: options.jwksUrl,
@@ -120,7 +134,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         // Fastify skips body validation when there is no body at all.
         ...(bodyRequired && { preValidation: rejectMissingBody }),
         // onRequest: a request without valid credentials is refused before its body is read.
-        ...(isPublic ? {} : { onRequest: app.authenticate }),
+        ...(isPublic ? {} : { onRequest: [app.authenticate, app.limitPerUser] }),
       } as never;
     },
   });

@@ -72,6 +72,9 @@ async function main(): Promise<void> {
     clockToleranceS: config.clockToleranceS,
     corsOrigins: config.corsOrigins,
     loggerInstance: log,
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    authFailureLimitPerMinute: config.authFailureLimitPerMinute,
+    trustProxy: config.trustProxy,
   });
 
   await app.listen({ port: config.port, host: config.host });

@@ -321,7 +321,7 @@ export interface components {
              * @description A stable, machine-readable code; branch on this.
              * @enum {string}
              */
-            code: "VALIDATION_ERROR" | "MALFORMED_REQUEST" | "NOT_AUTHENTICATED" | "INVALID_TOKEN" | "TOKEN_EXPIRED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
+            code: "VALIDATION_ERROR" | "MALFORMED_REQUEST" | "NOT_AUTHENTICATED" | "INVALID_TOKEN" | "TOKEN_EXPIRED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "RATE_LIMITED";
             /** @description A sentence for developers; it may change, so do not parse it. */
             message: string;
             /** @description For `VALIDATION_ERROR`, one entry per failing field (at most 20); otherwise `null`. */
@@ -433,6 +433,25 @@ export interface components {
             };
         };
         /**
+         * @description Too many requests: more than `RATE_LIMIT_PER_MINUTE` (default 1200) from one
+         *     user, or more than `AUTH_FAILURE_LIMIT_PER_MINUTE` (default 300) failed
+         *     authentications from one client address. Nothing was done; retry after
+         *     `Retry-After` seconds.
+         */
+        RateLimited: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                "X-Request-Id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /**
          * @description The database, or the token issuer's keys (JWKS), cannot be reached right
          *     now; retry later (see `Retry-After`).
          */
@@ -486,6 +505,22 @@ export interface components {
          * @example 3f2b8c1e-9a4d-4c6b-8e7f-1a2b3c4d5e6f
          */
         XRequestId: string;
+        /**
+         * @description The request quota of the limit that applies, per minute (IETF draft
+         *     RateLimit header fields: `RateLimit-Limit`).
+         * @example 1200
+         */
+        RateLimitLimit: number;
+        /**
+         * @description Requests left in the current window (`RateLimit-Remaining`).
+         * @example 0
+         */
+        RateLimitRemaining: number;
+        /**
+         * @description Seconds until the window resets (`RateLimit-Reset`).
+         * @example 42
+         */
+        RateLimitReset: number;
         /**
          * @description The bearer challenge of RFC 6750, with the reason when a token was sent.
          * @example Bearer realm="todo-api", error="invalid_token", error_description="The token has expired"
@@ -582,6 +617,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -613,6 +649,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -645,6 +682,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -683,6 +721,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -715,6 +754,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -753,6 +793,7 @@ export interface operations {
             404: components["responses"]["NotFound"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };

@@ -154,6 +154,9 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
       if (err instanceof ApiError && err.statusCode === 503) {
         request.log.error({ err: (err as { cause?: unknown }).cause ?? err }, 'authentication unavailable: token keys cannot be fetched');
       } else if (err instanceof ApiError) {
+        // Over the IP's budget of failures: a 429 (no longer logged one by one; metrics count them).
+        const limited = await app.countAuthFailure(request);
+        if (limited) throw limited;
         request.log.warn({ reason: err.code, detail: (err as { detail?: string }).detail ?? err.message }, 'authentication failed');
       }
       throw err;
@@ -161,4 +164,4 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
   });
 }
 
-export default fp(auth, { name: 'auth', fastify: '5.x' });
+export default fp(auth, { name: 'auth', fastify: '5.x', dependencies: ['rate-limit'] });
