@@ -10,6 +10,7 @@ import { clientErrorHandler, frameworkErrors } from './plugins/client-errors.ts'
 import jsonBody from './plugins/json-body.ts';
 import rateLimit, { RATE_LIMIT_DEFAULTS } from './plugins/rate-limit.ts';
 import requestId, { requestIdFor } from './plugins/request-id.ts';
+import securityHeaders from './plugins/security-headers.ts';
 import { childLoggerFactory, RequestLogController } from './plugins/request-log.ts';
 import cors from './plugins/cors.ts';
 import db from './plugins/db.ts';
@@ -92,6 +93,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(jsonBody);
   await app.register(validation);
   await app.register(errors, { spec });
+  await app.register(securityHeaders);
   await app.register(cors, { origins: options.corsOrigins });
   await app.register(db, { sql: options.sql });
   await app.register(rateLimit, {
