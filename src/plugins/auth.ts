@@ -22,6 +22,8 @@ export interface AuthOptions {
   clockToleranceS?: number | undefined;
   /** The least time between two JWKS fetches (default 10 s). */
   jwksMinRefetchIntervalMs?: number | undefined;
+  /** Called after each fetch of the JWKS (metrics). */
+  onJwksFetch?: ((outcome: 'ok' | 'error') => void) | undefined;
 }
 
 const REALM = 'todo-api';
@@ -106,6 +108,7 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
   const jwks = options.jwksUrl
     ? new JwksKeyStore({
         url: options.jwksUrl,
+        onFetch: options.onJwksFetch,
         ...(options.jwksMinRefetchIntervalMs !== undefined && { minRefetchIntervalMs: options.jwksMinRefetchIntervalMs }),
       })
     : undefined;
