@@ -8,6 +8,7 @@ import { createHealthHandlers } from './health/handlers.ts';
 import auth, { type AuthOptions } from './plugins/auth.ts';
 import { clientErrorHandler, frameworkErrors } from './plugins/client-errors.ts';
 import jsonBody from './plugins/json-body.ts';
+import metrics from './plugins/metrics.ts';
 import rateLimit, { RATE_LIMIT_DEFAULTS } from './plugins/rate-limit.ts';
 import requestId, { requestIdFor } from './plugins/request-id.ts';
 import securityHeaders from './plugins/security-headers.ts';
@@ -33,6 +34,9 @@ export interface AppOptions extends Omit<AuthOptions, 'secretKey'> {
   authFailureLimitPerMinute?: number | undefined;
   /** Fastify's trustProxy: whether (and from which proxies) X-Forwarded-For gives the client IP. */
   trustProxy?: boolean | number | string[] | undefined;
+  /** Serve Prometheus metrics on this port (0: any free one); undefined: off. */
+  metricsPort?: number | undefined;
+  metricsHost?: string | undefined;
 }
 
 /** Bodies are small JSON objects (a title is at most 500 characters). */
@@ -96,9 +100,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(securityHeaders);
   await app.register(cors, { origins: options.corsOrigins });
   await app.register(db, { sql: options.sql });
+  await app.register(metrics, { sql: options.sql, port: options.metricsPort, host: options.metricsHost });
   await app.register(rateLimit, {
     perUserPerMinute: options.rateLimitPerMinute ?? RATE_LIMIT_DEFAULTS.perUserPerMinute,
     authFailuresPerMinute: options.authFailureLimitPerMinute ?? RATE_LIMIT_DEFAULTS.authFailuresPerMinute,
+    onRejected: (limit) => app.metrics.rateLimited(limit),
   });
   await app.register(auth, {
     secretKey: options.secretKey,
@@ -107,6 +113,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     audience: options.audience,
     clockToleranceS: options.clockToleranceS,
     jwksMinRefetchIntervalMs: options.jwksMinRefetchIntervalMs,
+    onJwksFetch: (outcome) => app.metrics.jwksFetched(outcome),
   });
   await app.register(docs);
 

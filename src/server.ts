@@ -75,6 +75,8 @@ async function main(): Promise<void> {
     rateLimitPerMinute: config.rateLimitPerMinute,
     authFailureLimitPerMinute: config.authFailureLimitPerMinute,
     trustProxy: config.trustProxy,
+    metricsPort: config.metricsPort,
+    metricsHost: config.host,
   });
 
   await app.listen({ port: config.port, host: config.host });
