@@ -160,7 +160,9 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
         // Over the IP's budget of failures: a 429 (no longer logged one by one; metrics count them).
         const limited = await app.countAuthFailure(request);
         if (limited) throw limited;
-        request.log.warn({ reason: err.code, detail: (err as { detail?: string }).detail ?? err.message }, 'authentication failed');
+        // The detail can quote a token's header (alg, kid): bounded, like every log line.
+        const detail = (err as { detail?: string }).detail ?? err.message;
+        request.log.warn({ reason: err.code, detail: detail.length > 200 ? `${detail.slice(0, 200)}…` : detail }, 'authentication failed');
       }
       throw err;
     }

@@ -106,3 +106,17 @@ t.test('a long URL logged through the request serializer is cut', async (t) => {
   t.ok(req?.url !== undefined && req.url.length < 1100, `the serialized URL is ${req?.url?.length} characters`);
   t.match(req?.url, /…\(100009 characters\)$/);
 });
+
+t.test("a token header's long alg or kid does not make a long log line", async (t) => {
+  const { api, log } = await setup(t);
+  const b64 = (v: object) => Buffer.from(JSON.stringify(v)).toString('base64url');
+  for (const header of [{ alg: 'A'.repeat(12_000) }, { alg: 'EdDSA', kid: 'k'.repeat(12_000) }]) {
+    log.clear();
+    const res = await api.get('/api/tasks', { token: `${b64(header)}.${b64({ sub: 'a', exp: 9e9 })}.c2ln` });
+    await settle();
+    t.equal(res.statusCode, 401);
+    t.ok(Buffer.byteLength(res.body) < 1024, 'a short response');
+    checkLogLines(t, log.raw(), 'long token header');
+    t.ok(Math.max(...log.raw().map((l) => l.length)) < 2048, 'every line is short');
+  }
+});
