@@ -38,7 +38,8 @@ scoped.searchParams.set('search_path', schema);
 const sql = createSql(scoped.toString(), { max: 10 });
 await migrate(sql);
 
-const app = await buildApp({ sql, secretKey: SECRET, corsOrigins: [] });
+// Rate limits off: the benchmark is one user sending as fast as it can.
+const app = await buildApp({ sql, secretKey: SECRET, corsOrigins: [], rateLimitPerMinute: 0, authFailureLimitPerMinute: 0 });
 const address = await app.listen({ port: 0, host: '127.0.0.1' });
 const sign = createSigner({ key: SECRET, algorithm: 'HS256', expiresIn: 3_600_000 });
 const auth = { authorization: `Bearer ${sign({ sub: 'bench-user', email: 'bench@example.com' })}`, 'content-type': 'application/json' };

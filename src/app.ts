@@ -1,11 +1,18 @@
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import { ApiError, invalidField, serviceUnavailable } from './errors.ts';
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import { invalidField, serviceUnavailable } from './errors.ts';
 import openapiGlue from 'fastify-openapi-glue';
 import { PUBLIC_OPERATIONS, STREAMING_OPERATIONS, toRouteHandler, type Handlers, type OperationId } from './contract/handlers.ts';
 import { headerParameters, loadSpec, operationAt, requiresBearer } from './contract/spec.ts';
 import type { Sql } from './db/client.ts';
 import { createHealthHandlers } from './health/handlers.ts';
 import auth, { type AuthOptions } from './plugins/auth.ts';
+import { clientErrorHandler, frameworkErrors } from './plugins/client-errors.ts';
+import jsonBody from './plugins/json-body.ts';
+import metrics from './plugins/metrics.ts';
+import rateLimit, { RATE_LIMIT_DEFAULTS } from './plugins/rate-limit.ts';
+import requestId, { requestIdFor } from './plugins/request-id.ts';
+import securityHeaders from './plugins/security-headers.ts';
+import { childLoggerFactory, RequestLogController } from './plugins/request-log.ts';
 import cors from './plugins/cors.ts';
 import db from './plugins/db.ts';
 import docs from './plugins/docs.ts';
@@ -33,6 +40,14 @@ export interface AppOptions extends Omit<AuthOptions, 'secretKey'> {
   /** How often an idle change stream sends a keep-alive comment (default 20 s). */
   streamHeartbeatMs?: number | undefined;
   loggerInstance?: FastifyServerOptions['loggerInstance'];
+  /** Requests a minute per user (default 1200) and failed authentications a minute per IP (default 300); 0 is off. */
+  rateLimitPerMinute?: number | undefined;
+  authFailureLimitPerMinute?: number | undefined;
+  /** Fastify's trustProxy: whether (and from which proxies) X-Forwarded-For gives the client IP. */
+  trustProxy?: boolean | number | string[] | undefined;
+  /** Serve Prometheus metrics on this port (0: any free one); undefined: off. */
+  metricsPort?: number | undefined;
+  metricsHost?: string | undefined;
 }
 
 /** Bodies are small JSON objects (a title is at most 500 characters). */
@@ -47,6 +62,9 @@ async function rejectMissingBody(request: FastifyRequest): Promise<void> {
   }
 }
 
+/** TRUST_PROXY=<n>: the n proxies nearest to us are trusted, whoever they are. */
+const trustHops = (hops: number) => (_address: string, hop: number) => hop < hops;
+
 /**
  * The whole API as a Fastify instance, ready to `inject` or `listen`. It never
  * listens itself and owns no process-level concerns (see server.ts).
@@ -60,31 +78,20 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     routerOptions: { ignoreTrailingSlash: true },
     // Shutdown answers with the contract's 503 (see the onRequest hook below), not Fastify's.
     return503OnClosing: false,
-    // Errors Fastify meets before routing (a bad percent-encoding) use the contract's body too.
-    frameworkErrors: (err: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
-      const error =
-        err.code === 'FST_ERR_BAD_URL'
-          ? new ApiError(400, 'MALFORMED_REQUEST', 'The request URL is not validly percent-encoded.')
-          : new ApiError(400, 'MALFORMED_REQUEST', 'The request is malformed.');
-      return reply.code(400).type('application/json').send(error.toBody());
-    },
-    // And so do requests Node's HTTP parser refuses (a 20 KB header, raw bytes in the path).
-    clientErrorHandler: (err: NodeJS.ErrnoException, socket) => {
-      if (!socket.writable) {
-        socket.destroy();
-        return;
-      }
-      const tooLarge = err.code === 'HPE_HEADER_OVERFLOW';
-      const status = tooLarge ? 431 : 400;
-      const body = JSON.stringify(
-        new ApiError(status, 'MALFORMED_REQUEST', tooLarge ? 'The request headers are too large.' : 'The request is malformed.').toBody(),
-      );
-      socket.end(
-        `HTTP/1.1 ${status} ${tooLarge ? 'Request Header Fields Too Large' : 'Bad Request'}\r\n` +
-          `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-      );
-    },
+    // Errors Fastify and Node's HTTP parser meet before routing use the contract's body too.
+    frameworkErrors,
+    clientErrorHandler,
+    // X-Request-Id: the client's when usable, else a fresh one; every log line of the request carries it.
+    requestIdHeader: false,
+    genReqId: requestIdFor,
+    // One line per request (request-log.ts), with a bounded request serializer.
+    logController: new RequestLogController(),
+    childLoggerFactory,
+    trustProxy: typeof options.trustProxy === 'number' ? trustHops(options.trustProxy) : (options.trustProxy ?? false),
   });
+
+  // First, so that even the shutdown 503 below carries X-Request-Id.
+  await app.register(requestId);
 
   let closing = false;
   app.addHook('preClose', async () => {
@@ -97,47 +104,22 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     }
   });
 
-  // JSON only: a text/plain body is a 415, not a string handed to validation.
-  app.removeContentTypeParser('text/plain');
-  // Some clients send Content-Type: application/json on every request, DELETE included:
-  // an empty body is "no body" (rejected where one is required), not malformed JSON.
-  const parseJson = app.getDefaultJsonParser('error', 'error');
-  const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
-  app.removeContentTypeParser('application/json');
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
-    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(request.headers['content-type'] ?? '')?.[1];
-    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
-      return done(new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the request body as application/json in UTF-8.'), undefined);
-    }
-    if (body.length === 0) return done(null, undefined);
-    let text: string;
-    try {
-      // Bytes that are not UTF-8 are refused, not stored as U+FFFD.
-      text = utf8.decode(body as Buffer);
-    } catch {
-      return done(new ApiError(400, 'MALFORMED_REQUEST', 'The request body is not valid UTF-8.'), undefined);
-    }
-    return parseJson(request, text, (err, value) => {
-      if (!err) return done(null, value);
-      try {
-        JSON.parse(text);
-      } catch {
-        return done(err, undefined); // not JSON at all: MALFORMED_REQUEST
-      }
-      // Valid JSON that the parser refused: a __proto__ (or constructor.prototype) key.
-      const field = text.includes('"__proto__"') ? '__proto__' : 'constructor';
-      return done(invalidField('body', field, 'is not an allowed field'), undefined);
-    });
-  });
-
   const spec = loadSpec();
+  await app.register(jsonBody);
   await app.register(validation);
   await app.register(errors, { spec });
+  await app.register(securityHeaders);
   await app.register(cors, { origins: options.corsOrigins });
   await app.register(db, { sql: options.sql });
   await app.register(housekeeping, {
     syncRetentionDays: options.syncRetentionDays ?? 30,
     ...(options.housekeepingIntervalMs !== undefined && { intervalMs: options.housekeepingIntervalMs }),
+  });
+  await app.register(metrics, { sql: options.sql, port: options.metricsPort, host: options.metricsHost });
+  await app.register(rateLimit, {
+    perUserPerMinute: options.rateLimitPerMinute ?? RATE_LIMIT_DEFAULTS.perUserPerMinute,
+    authFailuresPerMinute: options.authFailureLimitPerMinute ?? RATE_LIMIT_DEFAULTS.authFailuresPerMinute,
+    onRejected: (limit) => app.metrics.rateLimited(limit),
   });
   await app.register(auth, {
     secretKey: options.secretKey,
@@ -146,6 +128,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     audience: options.audience,
     clockToleranceS: options.clockToleranceS,
     jwksMinRefetchIntervalMs: options.jwksMinRefetchIntervalMs,
+    onJwksFetch: (outcome) => app.metrics.jwksFetched(outcome),
   });
   await app.register(docs);
 
@@ -194,7 +177,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         // Fastify skips body validation when there is no body at all.
         ...(bodyRequired && { preValidation: rejectMissingBody }),
         // onRequest: a request without valid credentials is refused before its body is read.
-        ...(isPublic ? {} : { onRequest: app.authenticate }),
+        ...(isPublic ? {} : { onRequest: [app.authenticate, app.limitPerUser] }),
       } as never;
     },
   });

@@ -1,4 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parseEnv } from 'node:util';
 
@@ -26,6 +27,15 @@ export interface Config {
   operationDeadlineMs: number;
   /** How long the change feed remembers deletions; an older `since` is 410 SYNC_EXPIRED. */
   syncRetentionDays: number;
+  // The request edges (src/plugins/rate-limit.ts, metrics.ts): see edgeSettings below.
+  /** Requests a minute per user; 0 is off. */
+  rateLimitPerMinute: number;
+  /** Failed authentications a minute per client IP; 0 is off. */
+  authFailureLimitPerMinute: number;
+  /** Whether X-Forwarded-For gives the client IP: false, true, a hop count, or the proxies' addresses/CIDRs. */
+  trustProxy: boolean | number | string[];
+  /** Where Prometheus metrics are served (on HOST); undefined is off. */
+  metricsPort: number | undefined;
 }
 
 /** A refusal to start, worded for one line on stderr. */
@@ -72,6 +82,12 @@ export function loadConfig(env: Env = readEnv()): Config {
   if (secretKey === undefined && jwksUrl === undefined && environment === 'production') {
     throw new ConfigError('SECRET_KEY', 'or JWKS_URL is required when ENVIRONMENT=production');
   }
+  // A JWKS issuer signs tokens for other applications too: in production, only ours are accepted.
+  if (jwksUrl !== undefined && environment === 'production') {
+    for (const name of ['JWT_ISSUER', 'JWT_AUDIENCE']) {
+      if (value(name) === undefined) throw new ConfigError(name, 'is required with JWKS_URL when ENVIRONMENT=production');
+    }
+  }
   if (secretKey !== undefined && secretKey.length < MIN_SECRET_LENGTH) {
     throw new ConfigError('SECRET_KEY', `must be at least ${MIN_SECRET_LENGTH} characters long`);
   }
@@ -96,7 +112,39 @@ export function loadConfig(env: Env = readEnv()): Config {
     logLevel: oneOf('LOG_LEVEL', (value('LOG_LEVEL') ?? 'info').toLowerCase(), LOG_LEVELS),
     operationDeadlineMs: milliseconds('OPERATION_DEADLINE_MS', value('OPERATION_DEADLINE_MS') ?? '10000', 100, 600_000),
     syncRetentionDays: days('SYNC_RETENTION_DAYS', value('SYNC_RETENTION_DAYS') ?? '30'),
+    ...edgeSettings(value),
   };
+}
+
+/** Rate limits, proxies and metrics. */
+function edgeSettings(value: (name: string) => string | undefined) {
+  const metricsPort = value('METRICS_PORT');
+  return {
+    rateLimitPerMinute: perMinute('RATE_LIMIT_PER_MINUTE', value('RATE_LIMIT_PER_MINUTE') ?? '1200'),
+    authFailureLimitPerMinute: perMinute('AUTH_FAILURE_LIMIT_PER_MINUTE', value('AUTH_FAILURE_LIMIT_PER_MINUTE') ?? '300'),
+    trustProxy: trustProxy('TRUST_PROXY', value('TRUST_PROXY') ?? 'false'),
+    metricsPort: metricsPort === undefined ? undefined : portNumber('METRICS_PORT', metricsPort),
+  };
+}
+
+function perMinute(name: string, v: string): number {
+  if (!/^\d{1,9}$/.test(v)) throw new ConfigError(name, `must be a whole number of requests a minute, 0 for no limit (got "${v}")`);
+  return Number(v);
+}
+
+function trustProxy(name: string, v: string): boolean | number | string[] {
+  if (/^(true|false)$/i.test(v)) return v.toLowerCase() === 'true';
+  if (/^\d{1,2}$/.test(v)) return Number(v);
+  const list = v.split(',').map((a) => a.trim()).filter((a) => a !== '');
+  for (const entry of list) {
+    const [address = '', prefix] = entry.split('/');
+    const family = isIP(address);
+    const maxPrefix = family === 4 ? 32 : 128;
+    if (family === 0 || (prefix !== undefined && (!/^\d+$/.test(prefix) || Number(prefix) > maxPrefix))) {
+      throw new ConfigError(name, `must be true, false, a number of proxies, or their addresses/CIDRs, comma-separated (got "${entry}")`);
+    }
+  }
+  return list;
 }
 
 function oneOf<T extends string>(name: string, v: string, allowed: readonly T[]): T {

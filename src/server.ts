@@ -74,6 +74,11 @@ async function main(): Promise<void> {
     operationDeadlineMs: config.operationDeadlineMs,
     syncRetentionDays: config.syncRetentionDays,
     loggerInstance: log,
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    authFailureLimitPerMinute: config.authFailureLimitPerMinute,
+    trustProxy: config.trustProxy,
+    metricsPort: config.metricsPort,
+    metricsHost: config.host,
   });
 
   await app.listen({ port: config.port, host: config.host });

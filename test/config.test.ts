@@ -53,5 +53,40 @@ t.test('valid values are parsed', async (t) => {
   t.equal(c.clockToleranceS, 0);
   t.equal(c.logLevel, 'warn');
   t.equal(c.port, 0);
-  t.ok(loadConfig({ ENVIRONMENT: 'production', JWKS_URL: 'https://auth.example/jwks' }), 'JWKS alone is enough in production');
+  t.ok(
+    loadConfig({ ENVIRONMENT: 'production', JWKS_URL: 'https://auth.example/jwks', JWT_ISSUER: 'https://auth.example', JWT_AUDIENCE: 'https://auth.example' }),
+    'JWKS with issuer and audience is enough in production',
+  );
+});
+
+t.test('in production, JWKS_URL needs JWT_ISSUER and JWT_AUDIENCE', async (t) => {
+  const jwks = { ENVIRONMENT: 'production', JWKS_URL: 'https://auth.example/jwks' };
+  t.throws(() => loadConfig(jwks), { variable: 'JWT_ISSUER', message: /JWT_ISSUER is required with JWKS_URL when ENVIRONMENT=production/ });
+  t.throws(() => loadConfig({ ...jwks, JWT_ISSUER: 'https://auth.example' }), { name: 'ConfigError', variable: 'JWT_AUDIENCE' });
+  t.throws(() => loadConfig({ ...jwks, JWT_AUDIENCE: 'https://auth.example' }), { name: 'ConfigError', variable: 'JWT_ISSUER' });
+  t.ok(loadConfig({ JWKS_URL: 'https://auth.example/jwks' }), 'development does not insist');
+  t.ok(loadConfig({ ENVIRONMENT: 'production', SECRET_KEY: SECRET }), 'a shared secret alone is not affected');
+});
+
+t.test('rate limits, proxies and metrics', async (t) => {
+  const d = loadConfig({});
+  t.same(
+    [d.rateLimitPerMinute, d.authFailureLimitPerMinute, d.trustProxy, d.metricsPort],
+    [1200, 300, false, undefined],
+    'defaults: 1200 and 300 a minute, no proxy trusted, no metrics',
+  );
+  const c = loadConfig({ RATE_LIMIT_PER_MINUTE: '0', AUTH_FAILURE_LIMIT_PER_MINUTE: '50', TRUST_PROXY: '10.0.0.0/8, 192.168.1.1,::1', METRICS_PORT: '9464' });
+  t.same([c.rateLimitPerMinute, c.authFailureLimitPerMinute, c.trustProxy, c.metricsPort], [0, 50, ['10.0.0.0/8', '192.168.1.1', '::1'], 9464]);
+  t.equal(loadConfig({ TRUST_PROXY: 'true' }).trustProxy, true);
+  t.equal(loadConfig({ TRUST_PROXY: '2' }).trustProxy, 2);
+  for (const [env, variable] of [
+    [{ RATE_LIMIT_PER_MINUTE: '-1' }, 'RATE_LIMIT_PER_MINUTE'],
+    [{ RATE_LIMIT_PER_MINUTE: 'lots' }, 'RATE_LIMIT_PER_MINUTE'],
+    [{ AUTH_FAILURE_LIMIT_PER_MINUTE: '1.5' }, 'AUTH_FAILURE_LIMIT_PER_MINUTE'],
+    [{ TRUST_PROXY: 'yes' }, 'TRUST_PROXY'],
+    [{ TRUST_PROXY: '10.0.0.0/33' }, 'TRUST_PROXY'],
+    [{ METRICS_PORT: '99999' }, 'METRICS_PORT'],
+  ] as const) {
+    t.throws(() => loadConfig(env), { name: 'ConfigError', variable }, JSON.stringify(env));
+  }
 });

@@ -65,7 +65,8 @@ export interface Built {
 export async function build(t: Test, options: Partial<AppOptions> = {}): Promise<Built> {
   const { url } = await freshSchema(t);
   const sql = options.sql ?? createSql(url);
-  const app = await buildApp({ sql, secretKey: SECRET, corsOrigins: [ORIGIN], ...options });
+  // Rate limits are off unless a test asks for them.
+  const app = await buildApp({ sql, secretKey: SECRET, corsOrigins: [ORIGIN], rateLimitPerMinute: 0, authFailureLimitPerMinute: 0, ...options });
   await app.ready();
   // Registered after freshSchema's teardown, so it runs first (LIFO): close the app, then drop.
   t.teardown(() => app.close());

@@ -42,12 +42,16 @@ export interface JwksOptions {
   maxAgeMs?: number;
   timeoutMs?: number;
   fetch?: typeof fetch;
+  /** Called after each fetch of the JWKS (metrics). */
+  onFetch?: ((outcome: 'ok' | 'error') => void) | undefined;
 }
 
 /**
  * The public keys published at a JWKS URL, cached. A token whose `kid` we do
  * not know triggers one refetch (key rotation works without a restart), at most
- * once per `minRefetchIntervalMs`; concurrent lookups share one fetch.
+ * once per `minRefetchIntervalMs`; concurrent lookups share one fetch. Keys
+ * older than `maxAgeMs` are rechecked in the background: the request that
+ * notices keeps using the key it has and never waits for the issuer.
  */
 export class JwksKeyStore {
   private keys: CachedKey[] = [];
@@ -76,14 +80,10 @@ export class JwksKeyStore {
     if (!wanted) return undefined;
     const cached = this.find(alg, kid);
     if (cached) {
-      if (Date.now() - this.fetchedAt < this.maxAge) return cached.pem;
-      // Old keys are rechecked now and then, so a key the issuer withdrew stops working.
-      try {
-        await this.refresh();
-      } catch {
-        return cached.pem; // the issuer is down: cached keys keep working
-      }
-      return this.find(alg, kid)?.pem;
+      // Old keys are rechecked now and then, so a key the issuer withdrew stops working soon;
+      // while the issuer is down (lastError), cached keys keep working.
+      if (Date.now() - this.fetchedAt >= this.maxAge) this.refresh().catch(() => {});
+      return cached.pem;
     }
     if (Date.now() - this.fetchedAt >= this.minInterval) {
       await this.refresh();
@@ -123,14 +123,17 @@ export class JwksKeyStore {
       body = await res.json();
     } catch (err) {
       this.lastError = err;
+      this.options.onFetch?.('error');
       throw new JwksUnavailableError(`the JWKS at ${this.options.url} is unreachable: ${(err as Error).message}`, { cause: err });
     }
     const list = (body as { keys?: unknown }).keys;
     if (!Array.isArray(list)) {
       this.lastError = new Error('no "keys" array');
+      this.options.onFetch?.('error');
       throw new JwksUnavailableError(`the JWKS at ${this.options.url} has no "keys" array`);
     }
     this.lastError = undefined;
+    this.options.onFetch?.('ok');
     this.keys = list.flatMap((jwk) => toCachedKey(jwk as JsonWebKey & { kid?: string; alg?: string; use?: string }));
   }
 }

@@ -13,10 +13,34 @@ export interface paths {
         };
         /**
          * Check the service and its database
-         * @description Public (no token). Answers 200 when the service can reach its database and
-         *     503 when it cannot; load balancers and orchestrators can poll it.
+         * @description Public (no token). Readiness: answers 200 when the service can reach its
+         *     database and 503 when it cannot; load balancers and orchestrators can poll
+         *     it. One database check serves all callers for up to 1 s, so the answer may
+         *     be that old, and a flood of checks costs the database one query a second.
          */
         get: operations["getHealth"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/health/live": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Check that the process is up
+         * @description Public (no token). Answers 200 whenever the process can answer at all; it
+         *     does not touch the database, so a liveness probe never restarts a healthy
+         *     process because its database is down (use `/health` for readiness).
+         */
+        get: operations["getLiveness"];
         put?: never;
         post?: never;
         delete?: never;
@@ -458,6 +482,19 @@ export interface components {
             database: "ok";
         };
         /**
+         * @description The process is up.
+         * @example {
+         *       "status": "ok"
+         *     }
+         */
+        Liveness: {
+            /**
+             * @description The process answers.
+             * @constant
+             */
+            status: "ok";
+        };
+        /**
          * @description The service is up but its database is not; the usual error body comes with it.
          * @example {
          *       "status": "unavailable",
@@ -499,7 +536,7 @@ export interface components {
          * @description What went wrong.
          * @example {
          *       "code": "VALIDATION_ERROR",
-         *       "message": "The request is invalid.",
+         *       "message": "title is required.",
          *       "details": [
          *         {
          *           "in": "body",
@@ -514,10 +551,10 @@ export interface components {
              * @description A stable, machine-readable code; branch on this.
              * @enum {string}
              */
-            code: "VALIDATION_ERROR" | "MALFORMED_REQUEST" | "NOT_AUTHENTICATED" | "INVALID_TOKEN" | "TOKEN_EXPIRED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PRECONDITION_FAILED" | "SYNC_EXPIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "TOO_MANY_STREAMS" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE";
+            code: "VALIDATION_ERROR" | "MALFORMED_REQUEST" | "NOT_AUTHENTICATED" | "INVALID_TOKEN" | "TOKEN_EXPIRED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PRECONDITION_FAILED" | "SYNC_EXPIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "TOO_MANY_STREAMS" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "RATE_LIMITED";
             /** @description A sentence for developers; it may change, so do not parse it. */
             message: string;
-            /** @description For `VALIDATION_ERROR`, one entry per failing field; otherwise `null`. */
+            /** @description For `VALIDATION_ERROR`, one entry per failing field (at most 20); otherwise `null`. */
             details: components["schemas"]["FieldError"][] | null;
         };
         /**
@@ -534,7 +571,7 @@ export interface components {
              * @enum {string}
              */
             in: "body" | "query" | "path" | "header";
-            /** @description The field's name (a JSON pointer below the body for nested fields; empty for the body as a whole). */
+            /** @description The field's name (a JSON pointer below the body for nested fields; empty for the body as a whole; names longer than 100 characters are cut). */
             field: string;
             /** @description What is wrong with it. */
             message: string;
@@ -543,11 +580,13 @@ export interface components {
     responses: {
         /**
          * @description The request is invalid: `VALIDATION_ERROR` when a parameter or body field
-         *     breaks the contract (`details` names each one), `MALFORMED_REQUEST` when the
-         *     body is not parsable JSON.
+         *     breaks the contract or a query parameter is unknown (`details` names each
+         *     one, at most 20; the message names the first and says how many more there
+         *     were), `MALFORMED_REQUEST` when the body is not parsable JSON.
          */
         BadRequest: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -556,12 +595,14 @@ export interface components {
         };
         /**
          * @description No usable credentials: `NOT_AUTHENTICATED` (no or malformed `Authorization`
-         *     header), `INVALID_TOKEN` (bad signature, algorithm, key or claims) or
-         *     `TOKEN_EXPIRED`.
+         *     header), `INVALID_TOKEN` (bad signature, algorithm, key or claims; the
+         *     message and the challenge's `error_description` say whether the token was
+         *     malformed, badly signed or of an algorithm not accepted) or `TOKEN_EXPIRED`.
          */
         Unauthorized: {
             headers: {
                 "WWW-Authenticate": components["headers"]["WWWAuthenticate"];
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -571,6 +612,7 @@ export interface components {
         /** @description The task belongs to another user; it was not changed. */
         Forbidden: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -580,6 +622,7 @@ export interface components {
         /** @description There is no task with this id. */
         NotFound: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -589,6 +632,7 @@ export interface components {
         /** @description The task still has the ETag given in `If-None-Match`; there is no body. */
         TaskNotModified: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 ETag: components["headers"]["ETag"];
                 [name: string]: unknown;
             };
@@ -597,6 +641,7 @@ export interface components {
         /** @description The page still has the ETag given in `If-None-Match`; there is no body. */
         PageNotModified: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 ETag: components["headers"]["PageETag"];
                 [name: string]: unknown;
             };
@@ -609,6 +654,7 @@ export interface components {
          */
         PreconditionFailed: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -621,6 +667,7 @@ export interface components {
          */
         IdempotencyKeyReused: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -633,15 +680,21 @@ export interface components {
          */
         SyncExpired: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description `TOO_MANY_STREAMS`: 5 streams of this user are already open on this instance; close one first. */
+        /**
+         * @description `TOO_MANY_STREAMS`: 5 streams of this user are already open on this instance;
+         *     close one first. Or `RATE_LIMITED`, as on every `/api` operation (then with
+         *     the `RateLimit-*` headers).
+         */
         TooManyStreams: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 "Retry-After": components["headers"]["RetryAfter"];
                 [name: string]: unknown;
             };
@@ -652,6 +705,7 @@ export interface components {
         /** @description The body is larger than 64 KiB. */
         PayloadTooLarge: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -661,15 +715,39 @@ export interface components {
         /** @description The body is not `application/json`. */
         UnsupportedMediaType: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
                 "application/json": components["schemas"]["Error"];
             };
         };
-        /** @description An unexpected failure on our side; nothing about it is disclosed. */
+        /**
+         * @description An unexpected failure on our side; nothing about it is disclosed but the
+         *     request id, under which the server's log has the cause.
+         */
         InternalError: {
             headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /**
+         * @description Too many requests: more than `RATE_LIMIT_PER_MINUTE` (default 1200) from one
+         *     user, or more than `AUTH_FAILURE_LIMIT_PER_MINUTE` (default 300) failed
+         *     authentications from one client address. Nothing was done; retry after
+         *     `Retry-After` seconds.
+         */
+        RateLimited: {
+            headers: {
+                "Retry-After": components["headers"]["RetryAfter"];
+                "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -685,6 +763,7 @@ export interface components {
         ServiceUnavailable: {
             headers: {
                 "Retry-After": components["headers"]["RetryAfter"];
+                "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
             };
             content: {
@@ -771,6 +850,30 @@ export interface components {
          */
         RetryAfter: number;
         /**
+         * @description The request's id, on every response. A client's own `X-Request-Id` of 1 to
+         *     128 characters from `A-Z a-z 0-9 . _ -` is reused; otherwise the server
+         *     makes one. Quote it when reporting a problem: the server's log lines for the
+         *     request carry it.
+         * @example 3f2b8c1e-9a4d-4c6b-8e7f-1a2b3c4d5e6f
+         */
+        XRequestId: string;
+        /**
+         * @description The request quota of the limit that applies, per minute (IETF draft
+         *     RateLimit header fields: `RateLimit-Limit`).
+         * @example 1200
+         */
+        RateLimitLimit: number;
+        /**
+         * @description Requests left in the current window (`RateLimit-Remaining`).
+         * @example 0
+         */
+        RateLimitRemaining: number;
+        /**
+         * @description Seconds until the window resets (`RateLimit-Reset`).
+         * @example 42
+         */
+        RateLimitReset: number;
+        /**
          * @description The bearer challenge of RFC 6750, with the reason when a token was sent.
          * @example Bearer realm="todo-api", error="invalid_token", error_description="The token has expired"
          */
@@ -792,6 +895,7 @@ export interface operations {
             /** @description The service and its database are up. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -802,10 +906,32 @@ export interface operations {
             503: {
                 headers: {
                     "Retry-After": components["headers"]["RetryAfter"];
+                    "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
                 content: {
                     "application/json": components["schemas"]["HealthUnavailable"];
+                };
+            };
+        };
+    };
+    getLiveness: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description The process is up. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Liveness"];
                 };
             };
         };
@@ -841,6 +967,7 @@ export interface operations {
             /** @description One page of tasks. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
                     ETag: components["headers"]["PageETag"];
                     [name: string]: unknown;
                 };
@@ -851,6 +978,7 @@ export interface operations {
             304: components["responses"]["PageNotModified"];
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -882,6 +1010,7 @@ export interface operations {
              */
             201: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
                     Location: components["headers"]["Location"];
                     ETag: components["headers"]["ETag"];
                     "Idempotent-Replayed": components["headers"]["IdempotentReplayed"];
@@ -896,6 +1025,7 @@ export interface operations {
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["IdempotencyKeyReused"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -918,6 +1048,7 @@ export interface operations {
             /** @description How many tasks were deleted. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -928,6 +1059,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -954,6 +1086,7 @@ export interface operations {
             /** @description How many tasks changed. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -964,6 +1097,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -980,6 +1114,7 @@ export interface operations {
             /** @description The counts. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -988,6 +1123,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1012,6 +1148,7 @@ export interface operations {
             /** @description One page of changes. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1021,6 +1158,7 @@ export interface operations {
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
             410: components["responses"]["SyncExpired"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1040,6 +1178,7 @@ export interface operations {
             /** @description The stream of change-feed pages. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1078,6 +1217,7 @@ export interface operations {
             /** @description The task. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
                     ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
@@ -1090,6 +1230,7 @@ export interface operations {
             401: components["responses"]["Unauthorized"];
             403: components["responses"]["Forbidden"];
             404: components["responses"]["NotFound"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1122,6 +1263,7 @@ export interface operations {
             /** @description The updated task. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
                     ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
@@ -1136,6 +1278,7 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1164,6 +1307,7 @@ export interface operations {
             /** @description The task was deleted. */
             204: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
                     [name: string]: unknown;
                 };
                 content?: never;
@@ -1175,6 +1319,7 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };
@@ -1207,6 +1352,7 @@ export interface operations {
             /** @description The updated task. */
             200: {
                 headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
                     ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
@@ -1221,6 +1367,7 @@ export interface operations {
             412: components["responses"]["PreconditionFailed"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
             500: components["responses"]["InternalError"];
             503: components["responses"]["ServiceUnavailable"];
         };

@@ -22,6 +22,8 @@ export interface AuthOptions {
   clockToleranceS?: number | undefined;
   /** The least time between two JWKS fetches (default 10 s). */
   jwksMinRefetchIntervalMs?: number | undefined;
+  /** Called after each fetch of the JWKS (metrics). */
+  onJwksFetch?: ((outcome: 'ok' | 'error') => void) | undefined;
 }
 
 const REALM = 'todo-api';
@@ -83,6 +85,16 @@ function fromVerifyError(err: unknown): ApiError {
       return unauthorized('INVALID_TOKEN', 'The token lacks a required claim (sub and exp).', detail);
   }
   if (/\b(iss|aud)\b/.test(detail)) return unauthorized('INVALID_TOKEN', 'The token was issued by or for someone else.', detail);
+  // @fastify/jwt wraps fast-jwt's errors (FST_JWT_AUTHORIZATION_TOKEN_INVALID) but keeps their messages.
+  if (code === 'FAST_JWT_INVALID_SIGNATURE' || /signature is invalid/i.test(detail)) {
+    return unauthorized('INVALID_TOKEN', 'The token is badly signed: its signature does not verify with the key for its algorithm.', detail);
+  }
+  if (code === 'FAST_JWT_INVALID_ALGORITHM' || /algorithm/i.test(detail)) {
+    return unauthorized('INVALID_TOKEN', 'The token is of an algorithm that is not accepted.', detail);
+  }
+  if (code === 'FAST_JWT_MALFORMED' || code === 'FAST_JWT_MISSING_SIGNATURE' || /malformed|base64url|serialized JSON|missing/i.test(detail)) {
+    return unauthorized('INVALID_TOKEN', 'The token is malformed: a JWT is three base64url parts, header.payload.signature.', detail);
+  }
   return unauthorized('INVALID_TOKEN', 'The token is invalid.', detail);
 }
 
@@ -96,6 +108,7 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
   const jwks = options.jwksUrl
     ? new JwksKeyStore({
         url: options.jwksUrl,
+        onFetch: options.onJwksFetch,
         ...(options.jwksMinRefetchIntervalMs !== undefined && { minRefetchIntervalMs: options.jwksMinRefetchIntervalMs }),
       })
     : undefined;
@@ -112,7 +125,7 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
         if (key) return key;
         throw unauthorized('INVALID_TOKEN', 'The token is signed with a key the issuer does not publish.', `alg ${alg}, kid ${String(kid)}`);
       }
-      throw unauthorized('INVALID_TOKEN', `The token's algorithm is not accepted (${algorithms.join(', ')}).`, `alg ${String(alg)}`);
+      throw unauthorized('INVALID_TOKEN', `The token is of an algorithm that is not accepted (accepted: ${algorithms.join(', ')}).`, `alg ${String(alg)}`);
     },
     decode: { complete: true },
     verify: {
@@ -144,11 +157,16 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
       if (err instanceof ApiError && err.statusCode === 503) {
         request.log.error({ err: (err as { cause?: unknown }).cause ?? err }, 'authentication unavailable: token keys cannot be fetched');
       } else if (err instanceof ApiError) {
-        request.log.warn({ reason: err.code, detail: (err as { detail?: string }).detail ?? err.message }, 'authentication failed');
+        // Over the IP's budget of failures: a 429 (no longer logged one by one; metrics count them).
+        const limited = await app.countAuthFailure(request);
+        if (limited) throw limited;
+        // The detail can quote a token's header (alg, kid): bounded, like every log line.
+        const detail = (err as { detail?: string }).detail ?? err.message;
+        request.log.warn({ reason: err.code, detail: detail.length > 200 ? `${detail.slice(0, 200)}…` : detail }, 'authentication failed');
       }
       throw err;
     }
   });
 }
 
-export default fp(auth, { name: 'auth', fastify: '5.x' });
+export default fp(auth, { name: 'auth', fastify: '5.x', dependencies: ['rate-limit'] });

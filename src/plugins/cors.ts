@@ -14,7 +14,17 @@ async function cors(app: FastifyInstance, options: { origins: string[] }): Promi
     methods: ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'],
     allowedHeaders: ['Authorization', 'Content-Type', 'If-Match', 'If-None-Match', 'Idempotency-Key', 'X-Request-Id'],
     // A browser script sees only these (and the CORS-safelisted ones) of a response.
-    exposedHeaders: ['ETag', 'Location', 'Idempotent-Replayed', 'Retry-After', 'X-Request-Id', 'WWW-Authenticate'],
+    exposedHeaders: [
+      'ETag',
+      'Location',
+      'Idempotent-Replayed',
+      'Retry-After',
+      'X-Request-Id',
+      'WWW-Authenticate',
+      'RateLimit-Limit',
+      'RateLimit-Remaining',
+      'RateLimit-Reset',
+    ],
     maxAge: 600,
     // An OPTIONS without Access-Control-Request-Method is not a preflight: the not-found
     // handler answers it (204 with Allow) instead of a text/plain 400.

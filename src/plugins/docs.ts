@@ -23,7 +23,11 @@ async function docs(app: FastifyInstance): Promise<void> {
   await app.register(fastifySwaggerUi, {
     routePrefix: '/docs',
     uiConfig: { persistAuthorization: true, displayRequestDuration: true, tryItOutEnabled: true },
-    staticCSP: false,
+    // The reference page needs its own scripts, styles and calls to this API (the API's
+    // responses get default-src 'none' from security-headers.ts).
+    staticCSP:
+      "default-src 'self'; base-uri 'self'; connect-src 'self'; font-src 'self' data:; frame-ancestors 'self'; " +
+      "img-src 'self' data:; object-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self'",
   });
 }
 

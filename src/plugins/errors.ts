@@ -3,41 +3,76 @@ import fp from 'fastify-plugin';
 import { ApiError, serviceUnavailable, type FieldError } from '../errors.ts';
 import { isDataException, isDatabaseUnavailable } from '../db/client.ts';
 import { HTTP_METHODS, type OpenApiDocument } from '../contract/spec.ts';
+import { boundedUrl } from './request-log.ts';
 
 type ValidationIssue = NonNullable<FastifyError['validation']>[number];
 
 const LOCATIONS: Record<string, FieldError['in']> = { body: 'body', querystring: 'query', params: 'path', headers: 'header' };
+const PARTS: Record<FieldError['in'], 'body' | 'query' | 'params' | 'headers'> = {
+  body: 'body',
+  query: 'query',
+  path: 'params',
+  header: 'headers',
+};
 
 /** Header names arrive lower-cased; name them as the contract does (if-match -> If-Match). */
 const headerName = (lower: string) => lower.replace(/(^|-)([a-z])/g, (_, dash: string, c: string) => dash + c.toUpperCase());
 
-/** One entry per failing field (the first problem found), named as the client sent it. */
-function fieldErrors(err: FastifyError): FieldError[] {
+/** An error response stays small whatever was sent: at most this many `details`... */
+export const MAX_DETAILS = 20;
+/** ...and field names (which a client chooses) cut to this many characters. */
+const MAX_FIELD_NAME = 100;
+
+const boundedName = (name: string) => (name.length <= MAX_FIELD_NAME ? name : `${name.slice(0, MAX_FIELD_NAME)}…`);
+
+/** The value at an ajv instancePath ("/title") in the part of the request that failed. */
+function valueAt(data: unknown, instancePath: string): unknown {
+  let value = data;
+  for (const segment of instancePath.split('/').slice(1)) {
+    if (typeof value !== 'object' || value === null) return undefined;
+    value = (value as Record<string, unknown>)[segment.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return value;
+}
+
+const jsonType = (value: unknown) =>
+  value === null ? 'null' : Array.isArray(value) ? 'an array' : typeof value === 'object' ? 'an object' : `a ${typeof value}`;
+
+/** One entry per failing field (the first problem found), named as the client sent it, in our words. */
+function fieldErrors(err: FastifyError, request: FastifyRequest): FieldError[] {
   const where = LOCATIONS[err.validationContext ?? 'body'] ?? 'body';
+  const data = request[PARTS[where]];
   const byField = new Map<string, FieldError>();
   for (const issue of err.validation ?? []) {
-    const entry = describe(where, issue);
+    const entry = describe(where, issue, data);
     if (!byField.has(entry.field)) byField.set(entry.field, entry);
   }
   return [...byField.values()];
 }
 
-function describe(where: FieldError['in'], issue: ValidationIssue): FieldError {
+function describe(where: FieldError['in'], issue: ValidationIssue, data: unknown): FieldError {
   const params = issue.params as Record<string, unknown>;
-  const path = issue.instancePath.replace(/^\//, '');
+  const path = boundedName(issue.instancePath.replace(/^\//, ''));
   const base = where === 'header' ? headerName(path) : path;
-  const child = (name: unknown) => (base ? `${base}/${String(name)}` : String(name));
+  const child = (name: unknown) => boundedName(base ? `${base}/${String(name)}` : String(name));
+  const value = () => valueAt(data, issue.instancePath);
   switch (issue.keyword) {
     case 'required':
       return { in: where, field: child(params.missingProperty), message: 'is required' };
     case 'additionalProperties':
-      return { in: where, field: child(params.additionalProperty), message: 'is not an allowed field' };
+      return {
+        in: where,
+        field: child(params.additionalProperty),
+        message: where === 'query' ? 'is not a known query parameter' : 'is not an allowed field',
+      };
     case 'minProperties':
       return { in: where, field: base, message: 'must contain at least one field to change' };
     case 'enum':
       return { in: where, field: base, message: `must be one of: ${(params.allowedValues as unknown[]).join(', ')}` };
     case 'format':
       return { in: where, field: base, message: params.format === 'uuid' ? 'must be a UUID' : `must be a valid ${String(params.format)}` };
+    case 'type':
+      return { in: where, field: base, message: `must be ${/^[aeiou]/.test(String(params.type)) ? 'an' : 'a'} ${String(params.type)}; got ${jsonType(value())}` };
     case 'pattern':
       if (base === 'id') return { in: where, field: base, message: 'must be a UUID' };
       if (base === 'title') return { in: where, field: base, message: 'must not contain NUL characters or unpaired surrogates' };
@@ -45,29 +80,51 @@ function describe(where: FieldError['in'], issue: ValidationIssue): FieldError {
       break;
     case 'minLength':
       if (base === 'title') return { in: where, field: base, message: 'must not be empty or only white space' };
-      break;
+      return { in: where, field: base, message: `must be at least ${String(params.limit)} characters; got ${[...String(value())].length}` };
+    case 'maxLength':
+      // Code points, as the contract (and ajv) count them: 500 emoji are 500 characters.
+      return { in: where, field: base, message: `must be at most ${String(params.limit)} characters; got ${[...String(value())].length}` };
+    case 'minimum':
+      return { in: where, field: base, message: `must be at least ${String(params.limit)}; got ${String(value())}` };
+    case 'maximum':
+      return { in: where, field: base, message: `must be at most ${String(params.limit)}; got ${String(value())}` };
   }
   return { in: where, field: base, message: issue.message ?? 'is invalid' };
 }
 
-/** Fastify's own 4xx errors, by code, in the contract's terms. */
-function fromFastifyError(err: FastifyError): ApiError | undefined {
-  if (err.validation) {
-    return new ApiError(400, 'VALIDATION_ERROR', 'The request is invalid.', fieldErrors(err));
+/**
+ * A VALIDATION_ERROR whose message names the first problem in words and whose
+ * details list at most MAX_DETAILS of them, saying how many more there were.
+ */
+export function validationError(all: FieldError[]): ApiError {
+  const listed = all.slice(0, MAX_DETAILS);
+  const first = all[0];
+  let message = first ? `${first.field === '' ? 'The body' : first.field} ${first.message}.` : 'The request is invalid.';
+  if (all.length > MAX_DETAILS) {
+    message += ` The request has ${all.length} problems: details lists the first ${MAX_DETAILS}; ${all.length - MAX_DETAILS} more were not listed.`;
+  } else if (all.length > 1) {
+    message += ` ${all.length - 1} more ${all.length === 2 ? 'problem is' : 'problems are'} listed in details.`;
   }
-  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return new ApiError(413, 'PAYLOAD_TOO_LARGE', err.message.replace(/^Request body/, 'The request body'));
+  return new ApiError(400, 'VALIDATION_ERROR', message, listed);
+}
+
+/** Fastify's own 4xx errors, by code, in the contract's terms. */
+function fromFastifyError(err: FastifyError, request: FastifyRequest, bodyLimit: number): ApiError | undefined {
+  if (err.validation) return validationError(fieldErrors(err, request));
+  const status = err.statusCode ?? 500;
+  if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' || status === 413) {
+    return new ApiError(413, 'PAYLOAD_TOO_LARGE', `The request body is larger than the limit of ${bodyLimit} bytes (${bodyLimit / 1024} KiB).`);
   }
   if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
     return new ApiError(400, 'MALFORMED_REQUEST', 'The request body is not valid JSON.');
   }
-  const status = err.statusCode ?? 500;
-  if (status === 413) return new ApiError(413, 'PAYLOAD_TOO_LARGE', 'The request body is too large.');
   if (status === 415) return new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the request body as application/json.');
   if (status === 404) return new ApiError(404, 'NOT_FOUND', 'Not found.');
   if (status >= 400 && status < 500) return new ApiError(400, 'MALFORMED_REQUEST', 'The request is malformed.');
   return undefined;
 }
+
+const boundedReason = (err: Error) => (err.message.length <= 200 ? err.message : `${err.message.slice(0, 200)}…`);
 
 /** Path templates of the spec as regular expressions, to answer 405 with Allow. */
 function routeTable(spec: OpenApiDocument): Array<{ pattern: RegExp; methods: string[] }> {
@@ -84,9 +141,10 @@ function routeTable(spec: OpenApiDocument): Array<{ pattern: RegExp; methods: st
  */
 async function errors(app: FastifyInstance, options: { spec: OpenApiDocument }): Promise<void> {
   const routes = routeTable(options.spec);
+  const bodyLimit = app.initialConfig.bodyLimit ?? 1024 * 1024;
 
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
-    let apiError = err instanceof ApiError ? err : fromFastifyError(err);
+    let apiError = err instanceof ApiError ? err : fromFastifyError(err, request, bodyLimit);
     if (!apiError) {
       if (isDataException(err)) {
         // Input the contract let through but PostgreSQL refused: still the client's error.
@@ -97,10 +155,13 @@ async function errors(app: FastifyInstance, options: { spec: OpenApiDocument }):
         apiError = serviceUnavailable();
       } else {
         request.log.error({ err }, 'unhandled error');
-        apiError = new ApiError(500, 'INTERNAL_ERROR', 'An unexpected error occurred.');
+        // The id lets a user report it and an operator find the log line with the cause.
+        apiError = new ApiError(500, 'INTERNAL_ERROR', `An unexpected error occurred; quote request id ${request.id} when reporting it.`);
       }
     } else if (apiError.statusCode >= 400 && apiError.statusCode < 500 && !(err instanceof ApiError)) {
-      request.log.info({ code: apiError.code, reason: err.message }, 'request rejected');
+      // The code and counts, never the validator's whole output (one entry per unknown field).
+      const problems = err.validation ? { problems: err.validation.length, listed: apiError.details?.length ?? 0 } : { reason: boundedReason(err) };
+      request.log.info({ code: apiError.code, ...problems }, 'request rejected');
     }
     return reply.code(apiError.statusCode).headers(apiError.headers).type('application/json').send(apiError.toBody());
   });
@@ -116,7 +177,7 @@ async function errors(app: FastifyInstance, options: { spec: OpenApiDocument }):
       const error = new ApiError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not allowed here; use ${route.methods.join(', ')}.`);
       return reply.code(405).header('allow', route.methods.join(', ')).type('application/json').send(error.toBody());
     }
-    const error = new ApiError(404, 'NOT_FOUND', `No route ${request.method} ${path}.`);
+    const error = new ApiError(404, 'NOT_FOUND', `No route ${request.method} ${boundedUrl(path)}.`);
     return reply.code(404).type('application/json').send(error.toBody());
   });
 }

@@ -27,7 +27,11 @@ t.test('an unexpected error is a masked 500 INTERNAL_ERROR', async (t) => {
   const res = await app.inject({ method: 'GET', url: '/boom' });
   t.equal(res.statusCode, 500);
   t.match(res.headers['content-type'], /^application\/json/);
-  t.same(res.json(), { error: { code: 'INTERNAL_ERROR', message: 'An unexpected error occurred.', details: null } });
+  const id = res.headers['x-request-id'];
+  t.type(id, 'string', 'the response has a request id');
+  t.same(res.json(), {
+    error: { code: 'INTERNAL_ERROR', message: `An unexpected error occurred; quote request id ${String(id)} when reporting it.`, details: null },
+  });
   for (const leak of ['secret_table', '/srv/', 'SELECT', 'at ', 'stack']) {
     t.notOk(res.body.includes(leak), `the body does not carry "${leak}"`);
   }

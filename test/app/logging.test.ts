@@ -145,3 +145,34 @@ t.test('a 500 is logged at error level with the cause, which the response does n
   t.type(errors[0]?.reqId, 'string', 'and the request id');
   t.notOk(log.text().includes(bearer), 'and not the token');
 });
+
+t.test('one line per request, at info, with what an operator filters on', async (t) => {
+  const { api, log } = await setup(t);
+  const res = await api.post('/api/tasks', { as: 'alice', payload: { title: 'x' }, headers: { 'x-request-id': 'req-1' } });
+  await settle();
+  t.equal(res.statusCode, 201);
+  t.equal(log.parsed().filter((line) => line.msg === 'incoming request').length, 0, 'no "incoming request" line');
+  const lines = log.parsed().filter((line) => line.msg === 'request completed');
+  t.equal(lines.length, 1, 'one line for the request (events such as "task created" aside)');
+  t.match(lines[0], {
+    level: 30,
+    msg: 'request completed',
+    reqId: 'req-1',
+    method: 'POST',
+    route: '/api/tasks',
+    operationId: 'createTask',
+    status: 201,
+    userId: 'alice',
+  });
+  t.type(lines[0]?.durationMs, 'number', 'with its duration');
+  t.notOk('req' in (lines[0] ?? {}) || 'res' in (lines[0] ?? {}), 'and not the request and response objects');
+
+  log.clear();
+  await api.get('/api/tasks/not-a-uuid', { as: 'bob' });
+  await api.get('/no/such/route');
+  await settle();
+  const [invalid, unknown] = log.parsed().filter((line) => line.msg === 'request completed');
+  t.match(invalid, { route: '/api/tasks/:id', operationId: 'getTask', status: 400, userId: 'bob' }, 'the route template, not the URL');
+  t.match(unknown, { route: '/no/such/route', status: 404 }, 'an unknown route: its path');
+  t.equal(unknown?.userId, undefined);
+});

@@ -274,3 +274,24 @@ t.test('GET /health needs no token', async (t) => {
   const withBadToken = await api.get('/health', { headers: { authorization: 'Bearer abc' } });
   t.equal(withBadToken.statusCode, 200, 'and ignores an invalid one');
 });
+
+t.test('INVALID_TOKEN says whether the token was malformed, badly signed, or of an algorithm not accepted', async (t) => {
+  const api = new Api(t, shared.app);
+  const claims = { sub: 'alice', exp: now() + 3600 };
+  const cases: Array<[string, string, RegExp]> = [
+    ['not a JWT', 'abc', /^The token is malformed/],
+    ['two parts', 'abc.def', /^The token is malformed/],
+    ['a header that is not JSON', 'abc.def.ghi', /^The token is malformed/],
+    ['another secret', signed(claims, { key: 'another-secret-that-is-at-least-32-characters' }), /^The token is badly signed/],
+    ['a tampered payload', `${handSigned(claims).split('.')[0]}.${b64url({ ...claims, sub: 'bob' })}.${handSigned(claims).split('.')[2]}`, /^The token is badly signed/],
+    ['HS512', signed(claims, { algorithm: 'HS512' }), /^The token is of an algorithm that is not accepted \(accepted: HS256\)/],
+    ['alg none', `${b64url({ alg: 'none', typ: 'JWT' })}.${b64url(claims)}.`, /^The token is of an algorithm that is not accepted/],
+  ];
+  for (const [name, bearer, message] of cases) {
+    const res = await listWith(api, `Bearer ${bearer}`);
+    assertUnauthorized(t, res, 'INVALID_TOKEN');
+    t.match(res.json().error.message, message, `${name}: the message says why`);
+    const description = /error_description="([^"]*)"/.exec(String(res.headers['www-authenticate']))?.[1];
+    t.equal(description, res.json().error.message.replace(/"/g, "'"), `${name}: and so does the challenge`);
+  }
+});

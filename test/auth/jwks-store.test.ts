@@ -22,8 +22,46 @@ t.test('a withdrawn key stops working once the cache is older than its max age',
   t.equal(state.calls, 1);
   state.keys = [];
   await sleep(1100);
-  t.equal(await store.keyFor('EdDSA', 'k1'), undefined, 'refetched after max age: gone');
+  t.type(await store.keyFor('EdDSA', 'k1'), 'string', 'past max age: served from the cache while it is rechecked');
+  await sleep(10); // the background refetch completes
   t.equal(state.calls, 2);
+  t.equal(await store.keyFor('EdDSA', 'k1'), undefined, 'after the recheck: gone');
+});
+
+t.test('no lookup of a cached key waits for its recheck', async (t) => {
+  let release: () => void = () => {};
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  let calls = 0;
+  let finished = 0;
+  const slowIssuer = (async () => {
+    calls++;
+    if (calls > 1) await gate; // the recheck hangs until the test lets it go
+    finished++;
+    return new Response(JSON.stringify({ keys: [key] }), { headers: { 'content-type': 'application/json' } });
+  }) as typeof fetch;
+  const store = new JwksKeyStore({ url: 'http://issuer.test/jwks', minRefetchIntervalMs: 0, maxAgeMs: 20, fetch: slowIssuer });
+  t.type(await store.keyFor('EdDSA', 'k1'), 'string');
+  await sleep(30);
+  const stuck = new Promise<'waited'>((resolve) => setTimeout(() => resolve('waited'), 2000).unref());
+  for (let i = 0; i < 5; i++) {
+    const answer = await Promise.race([store.keyFor('EdDSA', 'k1'), stuck]);
+    t.match(answer, /BEGIN PUBLIC KEY/, `lookup ${i + 1} answers from the cache`);
+  }
+  t.equal(calls, 2, 'one recheck started (shared by all lookups)');
+  t.equal(finished, 1, 'and it has not finished: no lookup waited for it');
+  release();
+  await sleep(10);
+  t.equal(finished, 2);
+});
+
+t.test('each fetch is reported (for metrics)', async (t) => {
+  const state = { keys: [key] as object[], down: false, calls: 0 };
+  const outcomes: string[] = [];
+  const store = new JwksKeyStore({ url: 'http://issuer.test/jwks', minRefetchIntervalMs: 0, fetch: fakeFetch(state), onFetch: (o) => outcomes.push(o) });
+  await store.keyFor('EdDSA', 'k1');
+  state.down = true;
+  await t.rejects(store.keyFor('EdDSA', 'nope'));
+  t.same(outcomes, ['ok', 'error']);
 });
 
 t.test('past its max age, a cached key still works while the issuer is down', async (t) => {

@@ -1,0 +1,42 @@
+import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
+import { ApiError, invalidField } from '../errors.ts';
+
+/**
+ * JSON only, UTF-8 only: a text/plain body is a 415, not a string handed to
+ * validation, and bytes that are not UTF-8 are refused rather than stored as U+FFFD.
+ */
+async function jsonBody(app: FastifyInstance): Promise<void> {
+  app.removeContentTypeParser('text/plain');
+  // Some clients send Content-Type: application/json on every request, DELETE included:
+  // an empty body is "no body" (rejected where one is required), not malformed JSON.
+  const parseJson = app.getDefaultJsonParser('error', 'error');
+  const utf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+  app.removeContentTypeParser('application/json');
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(request.headers['content-type'] ?? '')?.[1];
+    if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
+      return done(new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the request body as application/json in UTF-8.'), undefined);
+    }
+    if (body.length === 0) return done(null, undefined);
+    let text: string;
+    try {
+      text = utf8.decode(body as Buffer);
+    } catch {
+      return done(new ApiError(400, 'MALFORMED_REQUEST', 'The request body is not valid UTF-8.'), undefined);
+    }
+    return parseJson(request, text, (err, value) => {
+      if (!err) return done(null, value);
+      try {
+        JSON.parse(text);
+      } catch {
+        return done(err, undefined); // not JSON at all: MALFORMED_REQUEST
+      }
+      // Valid JSON that the parser refused: a __proto__ (or constructor.prototype) key.
+      const field = text.includes('"__proto__"') ? '__proto__' : 'constructor';
+      return done(invalidField('body', field, 'is not an allowed field'), undefined);
+    });
+  });
+}
+
+export default fp(jsonBody, { name: 'json-body', fastify: '5.x' });
