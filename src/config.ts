@@ -76,6 +76,10 @@ export function loadConfig(env: Env = readEnv()): Config {
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new ConfigError('DATABASE_URL', 'must be a postgres:// or postgresql:// URL');
   }
+  // The embedded PostgreSQL is a development convenience (a devDependency, absent from a production install).
+  if (databaseUrl === undefined && environment === 'production') {
+    throw new ConfigError('DATABASE_URL', 'is required when ENVIRONMENT=production (the embedded PostgreSQL is for development only)');
+  }
 
   return {
     port: portNumber('PORT', value('PORT') ?? '8000'),

@@ -3,9 +3,9 @@ import { buildApp, LOG_REDACT } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createSql, type Sql } from './db/client.ts';
 import type { FastifyInstance } from 'fastify';
-import { fallbackDataDir, firstUntraversableParent, startEmbeddedPostgres, type EmbeddedDatabase } from './db/embedded.ts';
 import { migrate } from './db/migrate.ts';
-import { developmentSecret } from './dev-secret.ts';
+// Types only: src/dev/ is loaded with import() when DATABASE_URL is absent (never in production).
+import type { EmbeddedDatabase } from './dev/embedded.ts';
 import { userInfo } from 'node:os';
 import pino from 'pino';
 
@@ -26,6 +26,7 @@ async function main(): Promise<void> {
 
   let secretKey = config.secretKey;
   if (secretKey === undefined && config.jwksUrl === undefined) {
+    const { developmentSecret } = await import('./dev/secret.ts');
     const dev = developmentSecret(config.dataDir);
     secretKey = dev.secret;
     log.warn(
@@ -48,6 +49,8 @@ async function main(): Promise<void> {
 
   let databaseUrl = config.databaseUrl;
   if (databaseUrl === undefined) {
+    // Development only (config refuses ENVIRONMENT=production without DATABASE_URL).
+    const { fallbackDataDir, firstUntraversableParent, startEmbeddedPostgres } = await import('./dev/embedded.ts');
     let dataDir = config.dataDir;
     // As root the cluster runs as the OS user "postgres", which cannot enter e.g. /root.
     if (userInfo().uid === 0 && process.env.DATA_DIR === undefined && firstUntraversableParent(dataDir) !== undefined) {

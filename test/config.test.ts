@@ -40,6 +40,7 @@ t.test('valid values are parsed', async (t) => {
   const c = loadConfig({
     SECRET_KEY: SECRET,
     ENVIRONMENT: 'production',
+    DATABASE_URL: 'postgres://app@db.example/todo',
     CORS_ORIGINS: 'https://a.example, https://b.example:8443/',
     JWKS_URL: 'https://auth.example/api/auth/jwks',
     JWT_ISSUER: 'https://auth.example',
@@ -53,5 +54,5 @@ t.test('valid values are parsed', async (t) => {
   t.equal(c.clockToleranceS, 0);
   t.equal(c.logLevel, 'warn');
   t.equal(c.port, 0);
-  t.ok(loadConfig({ ENVIRONMENT: 'production', JWKS_URL: 'https://auth.example/jwks' }), 'JWKS alone is enough in production');
+  t.ok(loadConfig({ ENVIRONMENT: 'production', DATABASE_URL: 'postgres://app@db.example/todo', JWKS_URL: 'https://auth.example/jwks' }), 'JWKS alone is enough in production');
 });

@@ -10,7 +10,7 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import t from 'tap';
-import { freePort, makeTemporaryDataDir, runningPostmaster, startEmbeddedPostgres, stopRunningPostmaster } from '../src/db/embedded.ts';
+import { freePort, makeTemporaryDataDir, runningPostmaster, startEmbeddedPostgres, stopRunningPostmaster } from '../src/dev/embedded.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createSql } from '../src/db/client.ts';
 import { freshSchema, token, type Test } from './helper.ts';
