@@ -1,5 +1,5 @@
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import { ApiError, invalidField, serviceUnavailable } from './errors.ts';
+import { ApiError, invalidField } from './errors.ts';
 import openapiGlue from 'fastify-openapi-glue';
 import { PUBLIC_OPERATIONS, toRouteHandler, type Handlers, type OperationId } from './contract/handlers.ts';
 import { loadSpec, operationAt, requiresBearer } from './contract/spec.ts';
@@ -10,6 +10,7 @@ import cors from './plugins/cors.ts';
 import db from './plugins/db.ts';
 import docs from './plugins/docs.ts';
 import errors from './plugins/errors.ts';
+import shutdown from './plugins/shutdown.ts';
 import validation from './plugins/validation.ts';
 import { createTaskHandlers } from './tasks/handlers.ts';
 
@@ -47,7 +48,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // A slow client cannot hold a socket forever when the server faces the internet.
     requestTimeout: 30_000,
     routerOptions: { ignoreTrailingSlash: true },
-    // Shutdown answers with the contract's 503 (see the onRequest hook below), not Fastify's.
+    // Shutdown answers with the contract's 503 (src/plugins/shutdown.ts), not Fastify's.
     return503OnClosing: false,
     // Errors Fastify meets before routing (a bad percent-encoding) use the contract's body too.
     frameworkErrors: (err: FastifyError, _request: FastifyRequest, reply: FastifyReply) => {
@@ -75,16 +76,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     },
   });
 
-  let closing = false;
-  app.addHook('preClose', async () => {
-    closing = true;
-  });
-  app.addHook('onRequest', async (_request, reply) => {
-    if (closing) {
-      reply.header('connection', 'close');
-      throw serviceUnavailable('The server is shutting down; retry shortly.');
-    }
-  });
+  // First, so that its onRequest gate runs before any other hook once closing.
+  await app.register(shutdown);
 
   // JSON only: a text/plain body is a 415, not a string handed to validation.
   app.removeContentTypeParser('text/plain');
