@@ -22,6 +22,13 @@ export interface Config {
   clockToleranceS: number;
   corsOrigins: string[];
   logLevel: LogLevel;
+  // Process and deployment (README "Operations").
+  /** The direct (unpooled) connection for migrations, when DATABASE_URL goes through a pooler. */
+  databaseUrlUnpooled: string | undefined;
+  /** Pool size per process: DB_POOL_MAX, else DATABASE_URL's `?max=`, else the driver's default (10). */
+  dbPoolMax: number | undefined;
+  /** Worker processes serving one port (node:cluster); 1 runs no cluster. */
+  webConcurrency: number;
 }
 
 /** A refusal to start, worded for one line on stderr. */
@@ -94,7 +101,37 @@ export function loadConfig(env: Env = readEnv()): Config {
     clockToleranceS: seconds('JWT_CLOCK_TOLERANCE_S', value('JWT_CLOCK_TOLERANCE_S') ?? '5'),
     corsOrigins: origins('CORS_ORIGINS', value('CORS_ORIGINS') ?? 'http://localhost:3000'),
     logLevel: oneOf('LOG_LEVEL', (value('LOG_LEVEL') ?? 'info').toLowerCase(), LOG_LEVELS),
+    databaseUrlUnpooled: postgresUrl('DATABASE_URL_UNPOOLED', value('DATABASE_URL_UNPOOLED')),
+    dbPoolMax: poolMax(value('DB_POOL_MAX'), databaseUrl),
+    webConcurrency: wholeNumber('WEB_CONCURRENCY', value('WEB_CONCURRENCY') ?? '1', 1, 64),
   };
+}
+
+function postgresUrl(name: string, v: string | undefined): string | undefined {
+  if (v !== undefined && !/^postgres(ql)?:\/\//.test(v)) throw new ConfigError(name, 'must be a postgres:// or postgresql:// URL');
+  return v;
+}
+
+function wholeNumber(name: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < min || n > max) throw new ConfigError(name, `must be a whole number from ${min} to ${max} (got "${v}")`);
+  return n;
+}
+
+/** DB_POOL_MAX wins over the URL's own `?max=`; both are checked (the driver would take "50" as one connection). */
+function poolMax(env: string | undefined, databaseUrl: string | undefined): number | undefined {
+  if (env !== undefined) return wholeNumber('DB_POOL_MAX', env, 1, 1000);
+  let fromUrl: string | null = null;
+  try {
+    fromUrl = databaseUrl === undefined ? null : new URL(databaseUrl).searchParams.get('max');
+  } catch {
+    throw new ConfigError('DATABASE_URL', 'is not a valid URL');
+  }
+  if (fromUrl === null) return undefined;
+  if (!/^\d+$/.test(fromUrl) || Number(fromUrl) < 1 || Number(fromUrl) > 1000) {
+    throw new ConfigError('DATABASE_URL', `max must be a whole number from 1 to 1000 (got "${fromUrl}")`);
+  }
+  return Number(fromUrl);
 }
 
 function oneOf<T extends string>(name: string, v: string, allowed: readonly T[]): T {

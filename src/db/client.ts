@@ -3,15 +3,24 @@ import postgres from 'postgres';
 export type Sql = postgres.Sql;
 
 /**
- * One pool for the process. `prepare=false` (for PgBouncer in transaction mode)
- * and other driver options can be given as query parameters of the URL.
+ * One pool for the process. Driver settings written in the URL (`?max=50`,
+ * `connect_timeout`, `idle_timeout`, `prepare=false` for PgBouncer in transaction
+ * mode, `application_name`) win over our defaults; an explicit `max` wins over the URL's.
  */
-export function createSql(url: string, options: { max?: number } = {}): Sql {
+export function createSql(url: string, options: { max?: number | undefined } = {}): Sql {
+  let query: URLSearchParams;
+  try {
+    query = new URL(url).searchParams;
+  } catch {
+    query = new URLSearchParams();
+  }
+  const urlMax = Number(query.get('max'));
   return postgres(url, {
-    max: options.max ?? 10,
+    // The driver takes the URL's "max" as a string (one connection): give it the number.
+    max: options.max ?? (Number.isInteger(urlMax) && urlMax > 0 ? urlMax : 10),
     // Fail fast while the database is down: the request gets a 503, not a hang.
-    connect_timeout: 5,
-    idle_timeout: 60,
+    ...(!query.has('connect_timeout') && { connect_timeout: 5 }),
+    ...(!query.has('idle_timeout') && { idle_timeout: 60 }),
     // The server's NOTICEs (e.g. "relation already exists, skipping") are not ours to print.
     onnotice: () => {},
     connection: { application_name: 'todo-api' },
