@@ -56,3 +56,24 @@ t.test('valid values are parsed', async (t) => {
   t.equal(c.port, 0);
   t.ok(loadConfig({ ENVIRONMENT: 'production', DATABASE_URL: 'postgres://app@db.example/todo', JWKS_URL: 'https://auth.example/jwks' }), 'JWKS alone is enough in production');
 });
+
+// Process and deployment variables.
+t.test('DB_POOL_MAX, the URL’s max, DATABASE_URL_UNPOOLED, WEB_CONCURRENCY', async (t) => {
+  const url = 'postgres://app@db.example/todo';
+  t.equal(loadConfig({}).dbPoolMax, undefined, 'no pool size given: the driver default');
+  t.equal(loadConfig({ DATABASE_URL: `${url}?max=50` }).dbPoolMax, 50, "the URL's ?max= is honoured");
+  t.equal(loadConfig({ DATABASE_URL: `${url}?max=50`, DB_POOL_MAX: '4' }).dbPoolMax, 4, 'DB_POOL_MAX wins over it');
+  t.equal(loadConfig({ DATABASE_URL_UNPOOLED: url }).databaseUrlUnpooled, url);
+  t.equal(loadConfig({}).webConcurrency, 1, 'one process by default');
+  t.equal(loadConfig({ WEB_CONCURRENCY: '4' }).webConcurrency, 4);
+  const bad: Array<[Record<string, string>, string]> = [
+    [{ DB_POOL_MAX: '0' }, 'DB_POOL_MAX'],
+    [{ DB_POOL_MAX: 'ten' }, 'DB_POOL_MAX'],
+    [{ DATABASE_URL: `${url}?max=lots` }, 'DATABASE_URL'],
+    [{ DATABASE_URL_UNPOOLED: 'mysql://x' }, 'DATABASE_URL_UNPOOLED'],
+    [{ WEB_CONCURRENCY: '0' }, 'WEB_CONCURRENCY'],
+    [{ WEB_CONCURRENCY: '2.5' }, 'WEB_CONCURRENCY'],
+  ];
+  for (const [env, variable] of bad) t.throws(() => loadConfig(env), { name: 'ConfigError', variable }, JSON.stringify(env));
+  t.throws(() => loadConfig({ ENVIRONMENT: 'production', SECRET_KEY: SECRET }), { name: 'ConfigError', variable: 'DATABASE_URL' }, 'production needs DATABASE_URL');
+});
