@@ -13,7 +13,7 @@ import postgres from 'postgres';
 import t from 'tap';
 import { freePort, makeTemporaryDataDir } from '../../src/dev/embedded.ts';
 import { databaseUrl, token, type Test } from '../helper.ts';
-import { SECRET_KEY, call, logRecords, sleep, startServer, waitForHealth } from './server-process.ts';
+import { ROOT, SECRET_KEY, call, logRecords, sleep, startServer, waitForHealth } from './server-process.ts';
 
 const installed = spawnSync('pgbouncer', ['--version']).status === 0;
 
@@ -142,8 +142,8 @@ t.test('through PgBouncer 1.18 in transaction mode', { skip: installed ? false :
   t.same(logRecords(third.stdout()).filter((r) => r.msg === 'migrations applied'), [], 'nothing left to migrate');
 });
 
-t.test('migrations use DATABASE_URL_UNPOOLED when it is set', async (t) => {
-  // Two empty schemas: migrations must land in the unpooled one only.
+/** Two empty schemas on the test server, and which of them holds schema_migrations. */
+async function twoEmptySchemas(t: Test) {
   const admin = postgres(databaseUrl(), { max: 1, onnotice: () => {} });
   const pooledSchema = `pooled_${randomBytes(5).toString('hex')}`;
   const directSchema = `direct_${randomBytes(5).toString('hex')}`;
@@ -157,13 +157,33 @@ t.test('migrations use DATABASE_URL_UNPOOLED when it is set', async (t) => {
     u.searchParams.set('search_path', schema);
     return u.toString();
   };
+  const migrated = async () =>
+    (
+      await admin<{ schema: string }[]>`
+        SELECT table_schema AS schema FROM information_schema.tables
+        WHERE table_name = 'schema_migrations' AND table_schema IN (${pooledSchema}, ${directSchema})`
+    ).map((r) => (r.schema === directSchema ? 'unpooled' : 'pooled'));
+  return { pooled: inSchema(pooledSchema), direct: inSchema(directSchema), migrated };
+}
+
+t.test('the server migrates over DATABASE_URL_UNPOOLED when it is set', async (t) => {
+  const { pooled, direct, migrated } = await twoEmptySchemas(t);
   const port = await freePort();
-  const server = startServer(t, { DATABASE_URL: inSchema(pooledSchema), DATABASE_URL_UNPOOLED: inSchema(directSchema), SECRET_KEY, PORT: String(port), HOST: '127.0.0.1' });
+  const server = startServer(t, { DATABASE_URL: pooled, DATABASE_URL_UNPOOLED: direct, SECRET_KEY, PORT: String(port), HOST: '127.0.0.1' });
   await waitForHealth(server, port, 60_000);
-  const tables = await admin<{ schema: string }[]>`
-    SELECT table_schema AS schema FROM information_schema.tables
-    WHERE table_name = 'schema_migrations' AND table_schema IN (${pooledSchema}, ${directSchema})`;
-  t.same(tables.map((r) => r.schema), [directSchema], 'the schema was created over DATABASE_URL_UNPOOLED only');
+  t.same(await migrated(), ['unpooled'], 'the schema was created over DATABASE_URL_UNPOOLED only');
   server.child.kill('SIGTERM');
   t.same(await server.exitWithin(20_000), { code: 0, signal: null }, 'exits 0');
+});
+
+t.test('npm run migrate uses DATABASE_URL_UNPOOLED when it is set', async (t) => {
+  const { pooled, direct, migrated } = await twoEmptySchemas(t);
+  const result = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/migrate.ts'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', DATABASE_URL: pooled, DATABASE_URL_UNPOOLED: direct },
+    encoding: 'utf8',
+  });
+  t.equal(result.status, 0, `exits 0: ${result.stderr}`);
+  t.match(result.stdout, /^applied: /, 'reports what it applied');
+  t.same(await migrated(), ['unpooled'], 'the schema was created over DATABASE_URL_UNPOOLED only');
 });
