@@ -54,8 +54,9 @@ async function main(): Promise<void> {
   let app: FastifyInstance | undefined;
   const workers = new Set<Worker>();
   let stopping = false;
+  let workerFailed = false;
   // From here on a signal shuts down whatever has started so far, in order.
-  closeWithGrace({ delay: SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
+  const grace = closeWithGrace({ delay: SHUTDOWN_GRACE_MS }, async ({ signal, err }) => {
     stopping = true;
     if (err) log.error({ err }, 'shutting down after an error');
     else log.info({ signal }, 'shutting down');
@@ -63,6 +64,8 @@ async function main(): Promise<void> {
     if (app) await app.close();
     else await sql?.end({ timeout: 5 });
     await embedded?.stop();
+    // An orchestrator should see a failure, and restart us.
+    if (workerFailed) process.exit(1);
   });
   stopWithParent(log);
 
@@ -111,7 +114,8 @@ async function main(): Promise<void> {
         if (stopping) return;
         // No restart loop: an orchestrator restarts the whole process.
         log.error({ worker: worker.process.pid, code, signal }, 'a worker exited unexpectedly: shutting down');
-        process.kill(process.pid, 'SIGTERM');
+        workerFailed = true;
+        void grace.close();
       });
     }
     await Promise.all(listening);
