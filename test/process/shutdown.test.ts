@@ -147,9 +147,9 @@ t.test(`SIGTERM while ${CLIENTS} clients create and patch tasks: nothing acknowl
 
   const exit = await server.exitWithin(20_000);
   const elapsed = Date.now() - signalledAt;
-  // close-with-grace exits 1 when its 10 s run out, so code 0 is also "within 10 s".
+  // close-with-grace exits 1 when its 10 s from the signal run out, so code 0 is also "within 10 s"
+  // (the server's own clock: the test's would also count a busy machine's scheduling).
   t.same(exit, { code: 0, signal: null }, `exits 0 (after ${elapsed} ms); stderr: ${server.stderr()}`);
-  t.ok(elapsed < 10_000, 'within 10 s of the signal');
 
   const heldOutcome = await heldPatch;
   t.equal(heldOutcome.status, 200, `the request accepted before the signal completes (${heldOutcome.error ?? heldOutcome.status})`);
