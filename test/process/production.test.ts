@@ -58,6 +58,9 @@ t.test('build, prune to production dependencies, run dist/server.js: creates and
   );
   const spec = await fetch(`http://127.0.0.1:${port}/openapi.yaml`);
   t.equal(spec.status, 200, 'openapi.yaml is found from dist/');
+  const docs = await fetch(`http://127.0.0.1:${port}/docs`);
+  t.equal(docs.status, 200, 'and /docs is served from production dependencies');
+  t.match(await docs.text(), /swagger-ui/i, 'the reference page');
   server.child.kill('SIGTERM');
   t.same(await server.exitWithin(20_000), { code: 0, signal: null }, 'SIGTERM: exits 0');
   t.equal(server.stderr(), '', 'nothing on stderr');
