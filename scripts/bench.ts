@@ -13,7 +13,7 @@ import { createSigner } from 'fast-jwt';
 import postgres from 'postgres';
 import { buildApp } from '../src/app.ts';
 import { createSql } from '../src/db/client.ts';
-import { makeTemporaryDataDir, startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded.ts';
+import { makeTemporaryDataDir, startEmbeddedPostgres, type EmbeddedDatabase } from '../src/dev/embedded.ts';
 import { migrate } from '../src/db/migrate.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);

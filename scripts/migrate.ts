@@ -1,6 +1,6 @@
 /**
- * Applies pending migrations to DATABASE_URL (the server also does this at
- * start). Exits non-zero on any failure, having applied nothing.
+ * Applies pending migrations to DATABASE_URL_UNPOOLED, else DATABASE_URL (the
+ * server also does this at start). Exits non-zero on any failure, having applied nothing.
  */
 import { ConfigError, loadConfig, type Config } from '../src/config.ts';
 import { createSql } from '../src/db/client.ts';
@@ -17,7 +17,8 @@ if (config.databaseUrl === undefined) {
   console.error('migrate: DATABASE_URL is not set (the embedded database is migrated by npm start itself)');
   process.exit(1);
 }
-const sql = createSql(config.databaseUrl, { max: 1 });
+// Schema changes go over the direct connection when DATABASE_URL is a pooler's.
+const sql = createSql(config.databaseUrlUnpooled ?? config.databaseUrl, { max: 1 });
 try {
   const applied = await migrate(sql);
   console.log(applied.length > 0 ? `applied: ${applied.join(', ')}` : 'nothing to apply: the schema is up to date');

@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { makeTemporaryDataDir, startEmbeddedPostgres, type EmbeddedDatabase } from '../src/db/embedded.ts';
+import { makeTemporaryDataDir, startEmbeddedPostgres, type EmbeddedDatabase } from '../src/dev/embedded.ts';
 
 let embedded: EmbeddedDatabase | undefined;
 let tempDir: string | undefined;

@@ -7,7 +7,7 @@
 import { createSigner } from 'fast-jwt';
 import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from '../src/config.ts';
-import { developmentSecret } from '../src/dev-secret.ts';
+import { developmentSecret } from '../src/dev/secret.ts';
 
 const USAGE = 'usage: npm run token -- --sub <user id> [--email <email>] [--ttl <30s|15m|1h|7d>]';
 

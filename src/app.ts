@@ -1,5 +1,5 @@
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import { invalidField, serviceUnavailable } from './errors.ts';
+import { invalidField } from './errors.ts';
 import openapiGlue from 'fastify-openapi-glue';
 import { PUBLIC_OPERATIONS, STREAMING_OPERATIONS, toRouteHandler, type Handlers, type OperationId } from './contract/handlers.ts';
 import { headerParameters, loadSpec, operationAt, requiresBearer } from './contract/spec.ts';
@@ -18,6 +18,7 @@ import db from './plugins/db.ts';
 import docs from './plugins/docs.ts';
 import errors from './plugins/errors.ts';
 import housekeeping from './plugins/housekeeping.ts';
+import shutdown from './plugins/shutdown.ts';
 import validation from './plugins/validation.ts';
 import changeStream from './sync/stream.ts';
 import { createSyncHandlers } from './sync/handlers.ts';
@@ -76,7 +77,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // A slow client cannot hold a socket forever when the server faces the internet.
     requestTimeout: 30_000,
     routerOptions: { ignoreTrailingSlash: true },
-    // Shutdown answers with the contract's 503 (see the onRequest hook below), not Fastify's.
+    // Shutdown answers with the contract's 503 (src/plugins/shutdown.ts), not Fastify's.
     return503OnClosing: false,
     // Errors Fastify and Node's HTTP parser meet before routing use the contract's body too.
     frameworkErrors,
@@ -92,17 +93,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
 
   // First, so that even the shutdown 503 below carries X-Request-Id.
   await app.register(requestId);
-
-  let closing = false;
-  app.addHook('preClose', async () => {
-    closing = true;
-  });
-  app.addHook('onRequest', async (_request, reply) => {
-    if (closing) {
-      reply.header('connection', 'close');
-      throw serviceUnavailable('The server is shutting down; retry shortly.');
-    }
-  });
+  // Then, so that its onRequest gate runs before any other hook once closing.
+  await app.register(shutdown);
 
   const spec = loadSpec();
   await app.register(jsonBody);

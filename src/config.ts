@@ -36,6 +36,13 @@ export interface Config {
   trustProxy: boolean | number | string[];
   /** Where Prometheus metrics are served (on HOST); undefined is off. */
   metricsPort: number | undefined;
+  // Process and deployment (README "Operations").
+  /** The direct (unpooled) connection for migrations, when DATABASE_URL goes through a pooler. */
+  databaseUrlUnpooled: string | undefined;
+  /** Pool size per process: DB_POOL_MAX, else DATABASE_URL's `?max=`, else the driver's default (10). */
+  dbPoolMax: number | undefined;
+  /** Worker processes serving one port (node:cluster); 1 runs no cluster. */
+  webConcurrency: number;
 }
 
 /** A refusal to start, worded for one line on stderr. */
@@ -96,6 +103,10 @@ export function loadConfig(env: Env = readEnv()): Config {
   if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new ConfigError('DATABASE_URL', 'must be a postgres:// or postgresql:// URL');
   }
+  // The embedded PostgreSQL is a development convenience (a devDependency, absent from a production install).
+  if (databaseUrl === undefined && environment === 'production') {
+    throw new ConfigError('DATABASE_URL', 'is required when ENVIRONMENT=production (the embedded PostgreSQL is for development only)');
+  }
 
   return {
     port: portNumber('PORT', value('PORT') ?? '8000'),
@@ -113,6 +124,9 @@ export function loadConfig(env: Env = readEnv()): Config {
     operationDeadlineMs: milliseconds('OPERATION_DEADLINE_MS', value('OPERATION_DEADLINE_MS') ?? '10000', 100, 600_000),
     syncRetentionDays: days('SYNC_RETENTION_DAYS', value('SYNC_RETENTION_DAYS') ?? '30'),
     ...edgeSettings(value),
+    databaseUrlUnpooled: postgresUrl('DATABASE_URL_UNPOOLED', value('DATABASE_URL_UNPOOLED')),
+    dbPoolMax: poolMax(value('DB_POOL_MAX'), databaseUrl),
+    webConcurrency: wholeNumber('WEB_CONCURRENCY', value('WEB_CONCURRENCY') ?? '1', 1, 64),
   };
 }
 
@@ -145,6 +159,33 @@ function trustProxy(name: string, v: string): boolean | number | string[] {
     }
   }
   return list;
+}
+
+function postgresUrl(name: string, v: string | undefined): string | undefined {
+  if (v !== undefined && !/^postgres(ql)?:\/\//.test(v)) throw new ConfigError(name, 'must be a postgres:// or postgresql:// URL');
+  return v;
+}
+
+function wholeNumber(name: string, v: string, min: number, max: number): number {
+  const n = Number(v);
+  if (!/^\d+$/.test(v) || n < min || n > max) throw new ConfigError(name, `must be a whole number from ${min} to ${max} (got "${v}")`);
+  return n;
+}
+
+/** DB_POOL_MAX wins over the URL's own `?max=`; both are checked (the driver would take "50" as one connection). */
+function poolMax(env: string | undefined, databaseUrl: string | undefined): number | undefined {
+  if (env !== undefined) return wholeNumber('DB_POOL_MAX', env, 1, 1000);
+  let fromUrl: string | null = null;
+  try {
+    fromUrl = databaseUrl === undefined ? null : new URL(databaseUrl).searchParams.get('max');
+  } catch {
+    throw new ConfigError('DATABASE_URL', 'is not a valid URL');
+  }
+  if (fromUrl === null) return undefined;
+  if (!/^\d+$/.test(fromUrl) || Number(fromUrl) < 1 || Number(fromUrl) > 1000) {
+    throw new ConfigError('DATABASE_URL', `max must be a whole number from 1 to 1000 (got "${fromUrl}")`);
+  }
+  return Number(fromUrl);
 }
 
 function oneOf<T extends string>(name: string, v: string, allowed: readonly T[]): T {

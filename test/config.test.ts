@@ -40,6 +40,7 @@ t.test('valid values are parsed', async (t) => {
   const c = loadConfig({
     SECRET_KEY: SECRET,
     ENVIRONMENT: 'production',
+    DATABASE_URL: 'postgres://app@db.example/todo',
     CORS_ORIGINS: 'https://a.example, https://b.example:8443/',
     JWKS_URL: 'https://auth.example/api/auth/jwks',
     JWT_ISSUER: 'https://auth.example',
@@ -54,18 +55,18 @@ t.test('valid values are parsed', async (t) => {
   t.equal(c.logLevel, 'warn');
   t.equal(c.port, 0);
   t.ok(
-    loadConfig({ ENVIRONMENT: 'production', JWKS_URL: 'https://auth.example/jwks', JWT_ISSUER: 'https://auth.example', JWT_AUDIENCE: 'https://auth.example' }),
+    loadConfig({ ENVIRONMENT: 'production', DATABASE_URL: 'postgres://app@db.example/todo', JWKS_URL: 'https://auth.example/jwks', JWT_ISSUER: 'https://auth.example', JWT_AUDIENCE: 'https://auth.example' }),
     'JWKS with issuer and audience is enough in production',
   );
 });
 
 t.test('in production, JWKS_URL needs JWT_ISSUER and JWT_AUDIENCE', async (t) => {
-  const jwks = { ENVIRONMENT: 'production', JWKS_URL: 'https://auth.example/jwks' };
+  const jwks = { ENVIRONMENT: 'production', DATABASE_URL: 'postgres://app@db.example/todo', JWKS_URL: 'https://auth.example/jwks' };
   t.throws(() => loadConfig(jwks), { variable: 'JWT_ISSUER', message: /JWT_ISSUER is required with JWKS_URL when ENVIRONMENT=production/ });
   t.throws(() => loadConfig({ ...jwks, JWT_ISSUER: 'https://auth.example' }), { name: 'ConfigError', variable: 'JWT_AUDIENCE' });
   t.throws(() => loadConfig({ ...jwks, JWT_AUDIENCE: 'https://auth.example' }), { name: 'ConfigError', variable: 'JWT_ISSUER' });
   t.ok(loadConfig({ JWKS_URL: 'https://auth.example/jwks' }), 'development does not insist');
-  t.ok(loadConfig({ ENVIRONMENT: 'production', SECRET_KEY: SECRET }), 'a shared secret alone is not affected');
+  t.ok(loadConfig({ ENVIRONMENT: 'production', DATABASE_URL: 'postgres://app@db.example/todo', SECRET_KEY: SECRET }), 'a shared secret alone is not affected');
 });
 
 t.test('rate limits, proxies and metrics', async (t) => {
@@ -89,4 +90,25 @@ t.test('rate limits, proxies and metrics', async (t) => {
   ] as const) {
     t.throws(() => loadConfig(env), { name: 'ConfigError', variable }, JSON.stringify(env));
   }
+});
+
+// Process and deployment variables.
+t.test('DB_POOL_MAX, the URL’s max, DATABASE_URL_UNPOOLED, WEB_CONCURRENCY', async (t) => {
+  const url = 'postgres://app@db.example/todo';
+  t.equal(loadConfig({}).dbPoolMax, undefined, 'no pool size given: the driver default');
+  t.equal(loadConfig({ DATABASE_URL: `${url}?max=50` }).dbPoolMax, 50, "the URL's ?max= is honoured");
+  t.equal(loadConfig({ DATABASE_URL: `${url}?max=50`, DB_POOL_MAX: '4' }).dbPoolMax, 4, 'DB_POOL_MAX wins over it');
+  t.equal(loadConfig({ DATABASE_URL_UNPOOLED: url }).databaseUrlUnpooled, url);
+  t.equal(loadConfig({}).webConcurrency, 1, 'one process by default');
+  t.equal(loadConfig({ WEB_CONCURRENCY: '4' }).webConcurrency, 4);
+  const bad: Array<[Record<string, string>, string]> = [
+    [{ DB_POOL_MAX: '0' }, 'DB_POOL_MAX'],
+    [{ DB_POOL_MAX: 'ten' }, 'DB_POOL_MAX'],
+    [{ DATABASE_URL: `${url}?max=lots` }, 'DATABASE_URL'],
+    [{ DATABASE_URL_UNPOOLED: 'mysql://x' }, 'DATABASE_URL_UNPOOLED'],
+    [{ WEB_CONCURRENCY: '0' }, 'WEB_CONCURRENCY'],
+    [{ WEB_CONCURRENCY: '2.5' }, 'WEB_CONCURRENCY'],
+  ];
+  for (const [env, variable] of bad) t.throws(() => loadConfig(env), { name: 'ConfigError', variable }, JSON.stringify(env));
+  t.throws(() => loadConfig({ ENVIRONMENT: 'production', SECRET_KEY: SECRET }), { name: 'ConfigError', variable: 'DATABASE_URL' }, 'production needs DATABASE_URL');
 });

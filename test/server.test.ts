@@ -4,113 +4,18 @@
  * without tokens, shuts down cleanly on SIGTERM, and in embedded mode leaves no
  * PostgreSQL behind and finds its data again on the next start.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import t from 'tap';
-import { freePort, makeTemporaryDataDir, runningPostmaster, startEmbeddedPostgres, stopRunningPostmaster } from '../src/db/embedded.ts';
+import { freePort, runningPostmaster, startEmbeddedPostgres } from '../src/dev/embedded.ts';
 import { migrate } from '../src/db/migrate.ts';
 import { createSql } from '../src/db/client.ts';
 import { freshSchema, token, type Test } from './helper.ts';
+import { SECRET_KEY, call, sleep, startServer, tempDataDir as tempDir, waitForHealth } from './process/server-process.ts';
 
-const ROOT = new URL('../', import.meta.url).pathname;
-const SECRET_KEY = 'server-test-secret-that-is-at-least-32-characters';
 /** Nothing listens here: if a bad configuration were accepted, the start fails fast instead of touching a real database. */
 const NOWHERE = 'postgres://nobody:nothing@127.0.0.1:1/none';
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-interface Exit {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-}
-
-interface Server {
-  child: ChildProcess;
-  stdout(): string;
-  stderr(): string;
-  /** Resolves when the process has exited and its output is read. */
-  exited: Promise<Exit>;
-  /** The exit, or undefined when it has not exited within `ms`. */
-  exitWithin(ms: number): Promise<Exit | undefined>;
-}
-
-/** A temporary DATA_DIR the OS user "postgres" can traverse; its cluster stopped and the folder removed at teardown. */
-async function tempDir(t: Test, prefix: string): Promise<string> {
-  const dir = await makeTemporaryDataDir(prefix);
-  t.teardown(async () => {
-    await stopRunningPostmaster(dir);
-    const stuck = runningPostmaster(dir);
-    if (stuck !== undefined) process.kill(stuck, 'SIGKILL');
-    await rm(dir, { recursive: true, force: true });
-  });
-  return dir;
-}
-
-/** Starts the server with exactly `env` (plus PATH); it is killed at teardown if still running. */
-function startServer(t: Test, env: Record<string, string>): Server {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  let err = '';
-  child.stdout?.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr?.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = new Promise<Exit>((resolve) => child.on('close', (code, signal) => resolve({ code, signal })));
-  const exitWithin = async (ms: number): Promise<Exit | undefined> => {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
-    try {
-      return await Promise.race([exited, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
-  };
-  t.teardown(async () => {
-    if (child.exitCode !== null || child.signalCode !== null) return;
-    // SIGTERM first, so that an embedded PostgreSQL is stopped by the server itself.
-    child.kill('SIGTERM');
-    if ((await exitWithin(10_000)) === undefined) {
-      child.kill('SIGKILL');
-      await exited;
-    }
-  });
-  return { child, stdout: () => out, stderr: () => err, exited, exitWithin };
-}
-
-/** Polls GET /health until it answers 200; throws (with the server's output) on exit or timeout. */
-async function waitForHealth(server: Server, port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let last = 'no answer';
-  while (Date.now() < deadline) {
-    if (server.child.exitCode !== null || server.child.signalCode !== null) {
-      throw new Error(`the server exited (${server.child.exitCode ?? server.child.signalCode}): ${server.stderr()}${server.stdout()}`);
-    }
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/health`, { signal: AbortSignal.timeout(3000) });
-      last = `${res.status} ${await res.text()}`;
-      if (res.status === 200) return;
-    } catch (err) {
-      last = String(err);
-    }
-    await sleep(100);
-  }
-  throw new Error(`GET /health did not answer 200 within ${timeoutMs} ms (last: ${last}); stderr: ${server.stderr()}`);
-}
-
-async function call(port: number, method: string, path: string, bearer: string, body?: unknown) {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, {
-    method,
-    headers: { authorization: `Bearer ${bearer}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
-    ...(body !== undefined && { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, text, json: () => JSON.parse(text) };
-}
 
 /** Every non-empty stdout line, parsed; a line that is not JSON fails the test. */
 function logLines(t: Test, stdout: string): Array<Record<string, unknown>> {

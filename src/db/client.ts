@@ -3,7 +3,7 @@ import postgres from 'postgres';
 export type Sql = postgres.Sql;
 
 export interface PoolOptions {
-  max?: number;
+  max?: number | undefined;
   /**
    * The operation deadline: statements and lock waits are bounded by the server just
    * below it, a second line behind the app's own cancel (see deadline.ts).
@@ -12,19 +12,28 @@ export interface PoolOptions {
 }
 
 /**
- * One pool for the process. `prepare=false` (for PgBouncer in transaction mode)
- * and other driver options can be given as query parameters of the URL.
+ * One pool for the process. Driver settings written in the URL (`?max=50`,
+ * `connect_timeout`, `idle_timeout`, `prepare=false` for PgBouncer in transaction
+ * mode, `application_name`) win over our defaults; an explicit `max` wins over the URL's.
  */
 export function createSql(url: string, options: PoolOptions = {}): Sql {
+  let query: URLSearchParams;
+  try {
+    query = new URL(url).searchParams;
+  } catch {
+    query = new URLSearchParams();
+  }
+  const urlMax = Number(query.get('max'));
   // Transaction-mode poolers (the ones that need prepare=false) refuse startup
   // parameters they do not track, so there the app's own cancel is the only bound.
-  const pooled = /[?&]prepare=false(&|$)/.test(url);
+  const pooled = query.get('prepare') === 'false';
   const serverTimeoutMs = options.deadlineMs === undefined ? undefined : Math.max(options.deadlineMs - 100, 1);
   return postgres(url, {
-    max: options.max ?? 10,
+    // The driver takes the URL's "max" as a string (one connection): give it the number.
+    max: options.max ?? (Number.isInteger(urlMax) && urlMax > 0 ? urlMax : 10),
     // Fail fast while the database is down: the request gets a 503, not a hang.
-    connect_timeout: 5,
-    idle_timeout: 60,
+    ...(!query.has('connect_timeout') && { connect_timeout: 5 }),
+    ...(!query.has('idle_timeout') && { idle_timeout: 60 }),
     // The server's NOTICEs (e.g. "relation already exists, skipping") are not ours to print.
     onnotice: () => {},
     connection: {

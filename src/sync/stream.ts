@@ -130,6 +130,9 @@ async function changeStream(app: FastifyInstance, options: ChangeStreamOptions):
   }
 
   app.decorate('changeStream', handler);
+  app.addHook('onClose', async () => {
+    if (options.listenSql && options.listenSql !== options.sql) await options.listenSql.end({ timeout: 1 });
+  });
   // Streams never end by themselves: end them first, so that closing waits for nothing.
   app.addHook('preClose', async () => {
     closing = true;

@@ -19,7 +19,7 @@ import {
   startEmbeddedPostgres,
   stopRunningPostmaster,
   type EmbeddedDatabase,
-} from '../../src/db/embedded.ts';
+} from '../../src/dev/embedded.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { Api, ORIGIN, SECRET, type Sent } from '../helper.ts';
 
@@ -145,7 +145,7 @@ t.test('the database stops and starts again under a running app', async (t) => {
     async (t) => {
       // The same cluster once more, from a script that ends when its work is done (no process.exit).
       const script = [
-        `import { startEmbeddedPostgres } from ${JSON.stringify(join(ROOT, 'src/db/embedded.ts'))};`,
+        `import { startEmbeddedPostgres } from ${JSON.stringify(join(ROOT, 'src/dev/embedded.ts'))};`,
         'const db = await startEmbeddedPostgres({ dataDir: process.argv[1], port: Number(process.argv[2]) });',
         'await db.stop();',
         "console.log('stopped');",

@@ -1,6 +1,6 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, constants, cpSync, existsSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { accessSync, chmodSync, constants, cpSync, existsSync, readFileSync, renameSync, rmSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { chmod, chown, mkdir, mkdtemp, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { arch, platform, tmpdir, userInfo } from 'node:os';
@@ -24,7 +24,21 @@ export interface EmbeddedOptions {
   /** The cluster lives in `<dataDir>/postgres`; created on first use, reused after. */
   dataDir: string;
   port?: number;
+  /** PostgreSQL's own output and routine steps (the server logs them at debug). */
   log?: (line: string) => void;
+  /** What an operator should see: anything done to a PostgreSQL this process did not start. */
+  notice?: (line: string) => void;
+}
+
+/** Another live process runs the cluster of this DATA_DIR: it is left alone. */
+export class DataDirInUseError extends Error {
+  constructor(
+    readonly dataDir: string,
+    readonly pid: number,
+  ) {
+    super(`DATA_DIR ${dataDir} is in use by another todo-api process (pid ${pid}); stop it, or set another DATA_DIR or DATABASE_URL`);
+    this.name = 'DataDirInUseError';
+  }
 }
 
 const USER = 'postgres';
@@ -39,26 +53,34 @@ interface OsUser {
 
 export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedDatabase> {
   const log = options.log ?? (() => {});
+  const notice = options.notice ?? log;
   const clusterDir = join(resolve(options.dataDir), 'postgres');
   // PostgreSQL refuses to run as root: then it runs as an OS user "postgres".
   const runAs = userInfo().uid === 0 ? ensurePostgresUser() : undefined;
   if (runAs) assertTraversable(clusterDir);
-  const bin = await binaries(runAs !== undefined, log);
-
   await mkdir(dirname(clusterDir), { recursive: true });
-  await stopOrphan(clusterDir, log);
+  // Before anything touches the cluster: a second server on the same DATA_DIR stops here.
+  const releaseOwnership = claimDataDir(resolve(options.dataDir));
+  const prepare = async () => {
+    const bin = await binaries(runAs !== undefined, notice);
+    await stopOrphan(clusterDir, notice);
+    const fresh = !existsSync(join(clusterDir, 'PG_VERSION'));
+    const password = fresh ? randomBytes(18).toString('base64url') : readPassword(clusterDir);
+    if (fresh) await initdb(bin.initdb, clusterDir, password, runAs, log);
+    return { bin, password, port: options.port ?? (await freePort()) };
+  };
+  const { bin, password, port } = await prepare().catch((err: unknown) => {
+    releaseOwnership();
+    throw err;
+  });
 
-  const fresh = !existsSync(join(clusterDir, 'PG_VERSION'));
-  const password = fresh ? randomBytes(18).toString('base64url') : readPassword(clusterDir);
-  if (fresh) await initdb(bin.initdb, clusterDir, password, runAs, log);
-
-  const port = options.port ?? (await freePort());
   // If this process exits without stop() (an error, process.exit, a signal during
   // start-up), do not leave the postmaster running: a fast shutdown needs only the
   // signal, sent synchronously to the pid PostgreSQL records once it runs.
   const exitGuard = () => {
     const pid = postmasterPid(clusterDir);
     if (pid !== undefined) process.kill(pid, 'SIGINT');
+    releaseOwnership();
   };
   process.on('exit', exitGuard);
   let child: ChildProcess;
@@ -76,12 +98,57 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     dataDir: clusterDir,
     stop: async () => {
       process.removeListener('exit', exitGuard);
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGINT'); // fast shutdown: disconnect clients, checkpoint, exit
-      await exited;
+      if (child.exitCode === null && child.signalCode === null) {
+        const exited = new Promise((r) => child.once('exit', r));
+        child.kill('SIGINT'); // fast shutdown: disconnect clients, checkpoint, exit
+        await exited;
+      }
+      releaseOwnership();
     },
   };
+}
+
+const OWNER_FILE = 'server.pid';
+
+/**
+ * Records this process as the one running DATA_DIR's cluster (`DATA_DIR/server.pid`),
+ * or throws DataDirInUseError when another live process does. A file left by a process
+ * that has died is taken over. Returns the release function (idempotent).
+ */
+export function claimDataDir(dataDir: string): () => void {
+  const file = join(dataDir, OWNER_FILE);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, `${process.pid}\n`, { flag: 'wx' });
+      return () => {
+        try {
+          if (Number(readFileSync(file, 'utf8')) === process.pid) unlinkSync(file);
+        } catch {
+          // Already gone.
+        }
+      };
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const owner = Number(readFileSync(file, 'utf8').trim());
+    if (Number.isInteger(owner) && owner > 0 && owner !== process.pid && isNodeProcess(owner)) {
+      throw new DataDirInUseError(dataDir, owner);
+    }
+    rmSync(file, { force: true }); // left by a process that is gone
+  }
+  throw new Error(`could not claim ${file}`);
+}
+
+/** A live process that is Node (checked where /proc exists: a recycled pid is not an owner). */
+function isNodeProcess(pid: number): boolean {
+  if (!isAlive(pid)) return false;
+  if (!existsSync('/proc/self/cmdline')) return true;
+  try {
+    const argv0 = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0')[0] ?? '';
+    return /node/.test(argv0);
+  } catch {
+    return false;
+  }
 }
 
 /** Where initdb and postgres are: in node_modules, or a copy root's postgres user can reach. */
@@ -268,7 +335,7 @@ function postmasterPid(clusterDir: string): number | undefined {
 async function stopOrphan(clusterDir: string, log: (line: string) => void): Promise<void> {
   const pid = postmasterPid(clusterDir);
   if (pid === undefined) return;
-  log(`stopping an orphaned PostgreSQL (pid ${pid}) left on ${clusterDir}`);
+  log(`stopping a PostgreSQL (pid ${pid}) left running on ${clusterDir} by a process that is gone`);
   process.kill(pid, 'SIGINT');
   for (let i = 0; i < 100 && isAlive(pid); i++) await new Promise((r) => setTimeout(r, 100));
 }
