@@ -63,10 +63,10 @@ t.test('unknown routes are a JSON 404 NOT_FOUND', async (t) => {
 
 t.test('a known path with another method is a 405 with Allow', async (t) => {
   const { api } = await build(t);
-  const res = await api.request('PATCH', '/api/tasks', { as: 'alice' });
+  const res = await api.request('PUT', '/api/tasks', { as: 'alice' });
   t.equal(res.statusCode, 405);
   t.equal(res.json().error.code, 'METHOD_NOT_ALLOWED');
-  t.equal(res.headers.allow, 'GET, POST, HEAD');
+  t.equal(res.headers.allow, 'GET, POST, DELETE, HEAD, PATCH');
   const one = await api.request('POST', '/api/tasks/6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b', { as: 'alice' });
   t.equal(one.statusCode, 405);
   t.equal(one.headers.allow, 'GET, PUT, DELETE, HEAD, PATCH');
@@ -120,8 +120,8 @@ t.test('requests the HTTP parser refuses get the contract\'s error body', async 
 t.test('a database that stops answering is a 503 after the deadline, not a hang', async (t) => {
   const { url } = await freshSchema(t);
   const real = createSql(url);
-  // A pool whose queries never settle, like a database that is frozen.
-  const frozen = new Proxy(real, { apply: () => new Promise(() => {}) });
+  // A pool whose queries never settle, like a database that is frozen (it cannot even take a cancel).
+  const frozen = new Proxy(real, { apply: () => Object.assign(new Promise(() => {}), { cancel: () => {} }) });
   const app = await buildApp({ sql: frozen, secretKey: SECRET, corsOrigins: [ORIGIN], operationDeadlineMs: 300 });
   await app.ready();
   t.teardown(async () => {
