@@ -1,0 +1,364 @@
+/**
+ * `npm run bench`: this API against a minimal server on the same stack (bench/minimal-server.ts),
+ * side by side in one run, over real HTTP on loopback, each on a fresh database with the
+ * same seed. Only ratios from one run count: absolute figures move with the machine's load.
+ *
+ *   npm run bench                                   the comparison table (issue 11, goals 1 and 2)
+ *   npm run bench -- --scenarios get,create --duration 5
+ *   npm run bench -- --rows                         p50 on 1,000 tasks vs 1,100,000 (goal 3)
+ *   npm run bench -- --soak 300                     the API's RSS across a 5-minute soak (goal 4)
+ *   npm run bench -- --cpu-prof bench/profiles      each server writes a .cpuprofile on exit
+ *   npm run bench -- --workers 2                    WEB_CONCURRENCY for the API (goal 5)
+ *
+ * --rows and --soak run instead of the comparison; give --compare to run it as well.
+ * Uses DATABASE_URL's server when set (its role needs CREATEDB), else an embedded PostgreSQL.
+ */
+import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { analyze, Cluster, sampleTasks, seedUsers } from './database.ts';
+import { load, mixed, SCENARIOS, signer, SIZE_SCENARIOS, type Fixture, type LoadOptions, type Measurement, type Scenario } from './load.ts';
+import { startServer, type RunningServer, type ServerOptions, type Target } from './servers.ts';
+import type { Sql } from '../src/db/client.ts';
+
+const USAGE = `usage: npm run bench -- [--duration S] [--warmup S] [--connections N] [--scenarios ${SCENARIOS.map((s) => s.name).join(',')}]
+                       [--rows [--users N] [--per-user N] [--heavy N]] [--soak S] [--compare]
+                       [--cpu-prof DIR] [--workers N] [--pgbouncer]`;
+
+const SECRET = 'bench-secret-that-is-at-least-32-characters-long';
+/** The comparison's seed (issue 11): 200 users x 50 tasks. */
+const SEED = { users: 200, perUser: 50 };
+
+const { values } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '10' },
+    warmup: { type: 'string', default: '2' },
+    connections: { type: 'string', default: '32' },
+    scenarios: { type: 'string' },
+    compare: { type: 'boolean', default: false },
+    rows: { type: 'boolean', default: false },
+    users: { type: 'string', default: '10000' },
+    'per-user': { type: 'string', default: '100' },
+    heavy: { type: 'string', default: '100000' },
+    soak: { type: 'string' },
+    'cpu-prof': { type: 'string' },
+    workers: { type: 'string' },
+    pgbouncer: { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+
+if (values.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+
+function count(name: string, value: string | undefined, min: number): number {
+  const n = Number(value);
+  if (value === undefined || !Number.isFinite(n) || n < min) {
+    console.error(`--${name} must be a number of at least ${min} (got "${value}")\n${USAGE}`);
+    process.exit(2);
+  }
+  return n;
+}
+
+const options = {
+  duration: count('duration', values.duration, 1),
+  warmup: count('warmup', values.warmup, 0),
+  connections: count('connections', values.connections, 1),
+  scenarios: selectScenarios(values.scenarios),
+  rows: values.rows ? { users: count('users', values.users, 1), perUser: count('per-user', values['per-user'], 1), heavy: count('heavy', values.heavy, 1) } : undefined,
+  soak: values.soak === undefined ? undefined : count('soak', values.soak, 1),
+  cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
+  workers: values.workers === undefined ? undefined : count('workers', values.workers, 1),
+};
+const compare = values.compare || (options.rows === undefined && options.soak === undefined);
+
+if (values.pgbouncer) {
+  // Goal 5: run the API through PgBouncer in transaction mode (?prepare=false), once the
+  // pooler set-up (another branch) lands; see the stack notes for running it as root.
+  console.error('--pgbouncer is not implemented yet');
+  process.exit(2);
+}
+
+function selectScenarios(list: string | undefined): Scenario[] {
+  if (list === undefined) return SCENARIOS;
+  return list.split(',').map((name) => {
+    const found = SCENARIOS.find((s) => s.name === name.trim());
+    if (!found) {
+      console.error(`unknown scenario "${name}"; known: ${SCENARIOS.map((s) => s.name).join(', ')}`);
+      process.exit(2);
+    }
+    return found;
+  });
+}
+
+const sign = signer(SECRET);
+const workDir = await mkdtemp(join(tmpdir(), 'todo-api-bench-run-'));
+if (options.cpuProfDir) await mkdir(options.cpuProfDir, { recursive: true });
+const cluster = await Cluster.start(process.env.DATABASE_URL);
+const servers: RunningServer[] = [];
+const sqls: Sql[] = [];
+
+async function cleanup(): Promise<void> {
+  await Promise.all(servers.splice(0).map((s) => s.stop()));
+  await Promise.all(sqls.splice(0).map((s) => s.end({ timeout: 5 })));
+  await cluster.stop();
+  await rm(workDir, { recursive: true, force: true });
+}
+
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    console.error(`\n${signal}: stopping the servers and the database`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+
+async function server(target: Target, databaseUrl: string, label: string = target): Promise<RunningServer> {
+  const serverOptions: ServerOptions = {
+    target,
+    databaseUrl,
+    secretKey: SECRET,
+    logFile: join(workDir, `${label}.log`),
+    cpuProfDir: options.cpuProfDir && join(options.cpuProfDir, label),
+    workers: target === 'api' ? options.workers : undefined,
+  };
+  const started = await startServer(serverOptions);
+  servers.push(started);
+  return started;
+}
+
+async function stopServer(s: RunningServer): Promise<void> {
+  servers.splice(servers.indexOf(s), 1);
+  await s.stop();
+}
+
+async function database(label: string): Promise<Sql> {
+  const { url, sql } = await cluster.freshDatabase(label);
+  sqls.push(sql);
+  urls.set(sql, url);
+  return sql;
+}
+const urls = new Map<Sql, string>();
+const urlOf = (sql: Sql) => urls.get(sql) as string;
+
+async function fixture(sql: Sql, users: number): Promise<Fixture> {
+  const tasks = await sampleTasks(sql, users);
+  return { users: [...tasks].map(([id, ids]) => ({ id, token: sign(id), tasks: ids })) };
+}
+
+/** A warm-up (discarded), then the measured run. */
+async function measure(s: RunningServer, scenario: Scenario, fx: Fixture, loadOptions: LoadOptions = options): Promise<Measurement> {
+  if (options.warmup > 0) await load(s.url, scenario, fx, { ...loadOptions, duration: options.warmup });
+  return load(s.url, scenario, fx, loadOptions);
+}
+
+function table(head: string[], rows: string[][]): string {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ')} |`;
+  const rule = `|${widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : `${'-'.repeat(w + 1)}:`)).join('|')}|`;
+  return [line(head), rule, ...rows.map(line)].join('\n');
+}
+
+const num = (n: number) => Math.round(n).toLocaleString('en-US');
+const ms = (n: number) => (n < 10 ? n.toFixed(1) : String(Math.round(n)));
+const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a');
+const mb = (bytes: number | undefined) => (bytes === undefined ? 'n/a' : `${Math.round(bytes / 1048576)} MB`);
+
+/** Polls a server's RSS once a second while `work` runs. */
+async function withRss<T>(s: RunningServer, work: () => Promise<T>): Promise<{ result: T; samples: number[] }> {
+  const samples: number[] = [];
+  const sample = () => {
+    const rss = s.rss();
+    if (rss !== undefined) samples.push(rss);
+  };
+  sample();
+  const timer = setInterval(sample, 1000);
+  try {
+    const result = await work();
+    sample();
+    return { result, samples };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+async function logLines(file: string): Promise<string> {
+  try {
+    const size = (await stat(file)).size;
+    const lines = (await readFile(file, 'utf8')).split('\n').length - 1;
+    return `${num(lines)} lines, ${mb(size)}`;
+  } catch {
+    return 'none';
+  }
+}
+
+function header(): void {
+  console.log(
+    `# ${new Date().toISOString()} · node ${process.version} · ${options.connections} connections · ` +
+      `${options.duration} s per scenario after ${options.warmup} s warm-up · ` +
+      `${cluster.isEmbedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}${options.workers ? ` · WEB_CONCURRENCY=${options.workers}` : ''}`,
+  );
+}
+
+/** Goal 1: both servers, same seed, one table. */
+async function comparison(): Promise<boolean> {
+  const targets: Target[] = ['api', 'minimal'];
+  const running = new Map<Target, { server: RunningServer; fixture: Fixture; rss: number[] }>();
+  for (const target of targets) {
+    const sql = await database(target);
+    await seedUsers(sql, SEED.users, SEED.perUser);
+    await analyze(sql);
+    const fx = await fixture(sql, SEED.users);
+    running.set(target, { server: await server(target, urlOf(sql)), fixture: fx, rss: [] });
+  }
+  console.log(`\n## This API vs a minimal server on the same stack (seed: ${SEED.users} users x ${SEED.perUser} tasks)\n`);
+  const rows: string[][] = [];
+  let failures = 0;
+  for (const [i, scenario] of options.scenarios.entries()) {
+    const results = new Map<Target, Measurement>();
+    // Alternate who goes first, so neither always meets the machine in the same state.
+    for (const target of i % 2 === 0 ? targets : [...targets].reverse()) {
+      const r = running.get(target);
+      if (!r) continue;
+      const { result, samples } = await withRss(r.server, () => measure(r.server, scenario, r.fixture));
+      r.rss.push(...samples);
+      results.set(target, result);
+      failures += result.failures;
+    }
+    const api = results.get('api') as Measurement;
+    const min = results.get('minimal') as Measurement;
+    const flag = (m: Measurement) => (m.failures > 0 ? ` (${num(m.failures)} failed)` : '');
+    rows.push([
+      scenario.label,
+      num(api.rps) + flag(api),
+      ms(api.p50),
+      ms(api.p99),
+      num(min.rps) + flag(min),
+      ms(min.p50),
+      ms(min.p99),
+      ratio(api.rps, min.rps),
+      ratio(api.p99, min.p99),
+    ]);
+  }
+  console.log(
+    table(['scenario', 'API req/s', 'p50 ms', 'p99 ms', 'minimal req/s', 'p50 ms', 'p99 ms', 'ratio req/s', 'ratio p99'], rows),
+  );
+  const api = running.get('api');
+  const min = running.get('minimal');
+  console.log(
+    `\nRSS max: API ${mb(Math.max(...(api?.rss ?? [0])))}, minimal ${mb(Math.max(...(min?.rss ?? [0])))}. ` +
+      `API log (info): ${await logLines(join(workDir, 'api.log'))}.`,
+  );
+  if (failures > 0) console.log(`\n${num(failures)} requests failed (non-2xx, errors or timeouts): the figures above are suspect.`);
+  return failures === 0;
+}
+
+/** Goal 3: the API on 1,000 tasks and on the large set, p50 side by side. */
+async function sizes(rows: { users: number; perUser: number; heavy: number }): Promise<boolean> {
+  const sets = [
+    { name: 'small', users: 9, perUser: 100, heavy: 100 },
+    { name: 'large', ...rows },
+  ];
+  const results = new Map<string, Map<string, Measurement>>();
+  let failures = 0;
+  const depths: number[] = [];
+  for (const set of sets) {
+    const sql = await database(set.name);
+    const started = Date.now();
+    await seedUsers(sql, set.users, set.perUser);
+    await seedUsers(sql, 1, set.heavy, 'heavy-');
+    await analyze(sql);
+    const total = set.users * set.perUser + set.heavy;
+    console.log(`# ${set.name}: ${num(total)} tasks (${num(set.users)} users x ${set.perUser}, one with ${num(set.heavy)}) built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    const fx = await fixture(sql, Math.min(set.users, 500));
+    const s = await server('api', urlOf(sql), `api-${set.name}`);
+    const heavy = sign('heavy-1');
+    fx.heavy = { token: heavy };
+    fx.deep = { token: heavy, ...(await walk(s.url, heavy, 500)) };
+    depths.push(fx.deep.depth);
+    const byScenario = new Map<string, Measurement>();
+    for (const scenario of SIZE_SCENARIOS) {
+      const m = await measure(s, scenario, fx);
+      failures += m.failures;
+      byScenario.set(scenario.name, m);
+    }
+    results.set(set.name, byScenario);
+    await stopServer(s);
+  }
+  const [small, large] = [results.get('small'), results.get('large')];
+  const totals = sets.map((s) => num(s.users * s.perUser + s.heavy));
+  console.log(`\n## The API at ${totals[0]} tasks vs ${totals[1]} (p50 ratio: goal at most 1.3)\n`);
+  console.log(
+    table(
+      ['scenario', `p50 ms (${totals[0]})`, `p50 ms (${totals[1]})`, 'ratio p50', `req/s (${totals[0]})`, `req/s (${totals[1]})`],
+      SIZE_SCENARIOS.map((scenario) => {
+        const a = small?.get(scenario.name) as Measurement;
+        const b = large?.get(scenario.name) as Measurement;
+        return [scenario.label, ms(a.p50), ms(b.p50), ratio(b.p50, a.p50), num(a.rps), num(b.rps)];
+      }),
+    ),
+  );
+  console.log(`\nThe deep page is page ${depths[1]} in the large set and page ${depths[0]} (the last) in the small one.`);
+  if (failures > 0) console.log(`\n${num(failures)} requests failed: the figures above are suspect.`);
+  return failures === 0;
+}
+
+/** Follows next_cursor up to `pages` pages; the cursor of the deepest page reached. */
+async function walk(url: string, token: string, pages: number): Promise<{ cursor: string; depth: number }> {
+  let cursor: string | null = null;
+  let last = '';
+  let depth = 1;
+  for (; depth < pages; depth++) {
+    const res = await fetch(`${url}/api/tasks?limit=50${cursor ? `&cursor=${cursor}` : ''}`, { headers: { authorization: `Bearer ${token}` } });
+    if (!res.ok) throw new Error(`walking the pages: ${res.status} ${await res.text()}`);
+    cursor = ((await res.json()) as { next_cursor: string | null }).next_cursor;
+    if (cursor === null) break;
+    last = cursor;
+  }
+  if (last === '') throw new Error('the heavy user has a single page: no cursor to follow');
+  return { cursor: last, depth };
+}
+
+/** Goal 4: a mixed load for `seconds`, the API's RSS sampled from /proc. */
+async function soak(seconds: number): Promise<boolean> {
+  const sql = await database('soak');
+  await seedUsers(sql, SEED.users, SEED.perUser);
+  await analyze(sql);
+  const fx = await fixture(sql, SEED.users);
+  const s = await server('api', urlOf(sql), 'api-soak');
+  const scenario = mixed(options.scenarios);
+  console.log(`\n## Soak: the API under ${scenario.label} for ${seconds} s\n`);
+  const { result, samples } = await withRss(s, () => load(s.url, scenario, fx, { connections: options.connections, duration: seconds }));
+  const at = (t: number) => samples[Math.min(samples.length - 1, t)];
+  const every = Math.max(1, Math.floor(seconds / 10));
+  const points: string[][] = [];
+  for (let t = 0; t < samples.length; t += every) points.push([`${t} s`, mb(at(t))]);
+  console.log(table(['time', 'RSS'], points));
+  console.log(
+    `\nRSS start ${mb(samples[0])}, end ${mb(samples.at(-1))}, max ${mb(Math.max(...samples))} (goal: under 150 MB, flat) · ` +
+      `${num(result.rps)} req/s, p50 ${ms(result.p50)} ms, p99 ${ms(result.p99)} ms` +
+      (result.failures > 0 ? `, ${num(result.failures)} failed` : ''),
+  );
+  await stopServer(s);
+  return result.failures === 0;
+}
+
+let ok = true;
+try {
+  header();
+  if (compare) ok = (await comparison()) && ok;
+  if (options.rows) ok = (await sizes(options.rows)) && ok;
+  if (options.soak !== undefined) ok = (await soak(options.soak)) && ok;
+} catch (err) {
+  ok = false;
+  console.error(`bench failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`);
+} finally {
+  await cleanup();
+}
+if (options.cpuProfDir) {
+  console.log(`\nCPU profiles in ${options.cpuProfDir}/<server>/, the main thread's is the largest file; summarise it with:`);
+  console.log('  node --import tsx bench/profile-summary.ts FILE.cpuprofile');
+}
+process.exit(ok ? 0 : 1);

@@ -1,0 +1,127 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, openSync, closeSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { freePort } from '../src/db/embedded.ts';
+
+const ROOT = new URL('../', import.meta.url).pathname;
+
+export type Target = 'api' | 'minimal';
+
+export interface ServerOptions {
+  target: Target;
+  databaseUrl: string;
+  secretKey: string;
+  /** Where the process's stdout and stderr go (the API's JSON log lines). */
+  logFile: string;
+  /** `--cpu-prof` into this directory (one file per thread: tsx's loader runs in a thread of its own). */
+  cpuProfDir?: string | undefined;
+  /** WEB_CONCURRENCY for the API (goal 5; the API reads it once clustering exists). */
+  workers?: number | undefined;
+}
+
+export interface RunningServer {
+  target: Target;
+  url: string;
+  pid: number;
+  /** RSS in bytes of the process and its children (cluster workers), from /proc; undefined elsewhere. */
+  rss(): number | undefined;
+  stop(): Promise<void>;
+}
+
+const running = new Set<ChildProcess>();
+// If the bench dies, its servers must not outlive it.
+process.on('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
+/**
+ * The API as an operator runs it: the real entry (src/server.ts) in production mode,
+ * logging at info into a file; or the minimal comparator (bench/minimal-server.ts).
+ */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const port = await freePort();
+  const entry = options.target === 'api' ? 'src/server.ts' : 'bench/minimal-server.ts';
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
+    DATABASE_URL: options.databaseUrl,
+    SECRET_KEY: options.secretKey,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    ENVIRONMENT: 'production',
+    LOG_LEVEL: 'info',
+    ...(options.workers !== undefined && { WEB_CONCURRENCY: String(options.workers) }),
+  };
+  const args = [
+    ...(options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : []),
+    '--import',
+    'tsx',
+    entry,
+  ];
+  const log = openSync(options.logFile, 'a');
+  const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', log, log] });
+  closeSync(log);
+  running.add(child);
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.once('exit', () => running.delete(child));
+
+  const url = `http://127.0.0.1:${port}`;
+  const stop = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM'); // a graceful stop, so that --cpu-prof writes its profile
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+    await exited;
+    clearTimeout(timer);
+  };
+  try {
+    await waitUntilHealthy(url, child, options.logFile);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { target: options.target, url, pid: child.pid ?? 0, rss: () => treeRss(child.pid ?? 0), stop };
+}
+
+async function waitUntilHealthy(url: string, child: ChildProcess, logFile: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`the server exited while starting (see ${logFile}):\n${tail(logFile)}`);
+    }
+    try {
+      const res = await fetch(`${url}/health`);
+      if (res.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`the server did not become healthy within 60 s (see ${logFile}):\n${tail(logFile)}`);
+}
+
+function tail(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-10).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/** VmRSS of a process plus its descendants, from /proc (Linux). */
+export function treeRss(pid: number): number | undefined {
+  if (!existsSync(`/proc/${pid}/status`)) return undefined;
+  let total = 0;
+  const visit = (p: number) => {
+    try {
+      const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1];
+      total += Number(kb ?? 0) * 1024;
+      for (const task of readdirSync(`/proc/${p}/task`)) {
+        const children = readFileSync(join(`/proc/${p}/task`, task, 'children'), 'utf8').trim();
+        for (const c of children ? children.split(/\s+/) : []) visit(Number(c));
+      }
+    } catch {
+      // the process ended while we looked
+    }
+  };
+  visit(pid);
+  return total;
+}
