@@ -7,6 +7,8 @@
  * Prints self time and inclusive time per function (a recursive function counts once per
  * sample), and self time per package (node_modules/<name>, our src/, node's internals).
  * With --match, only the stacks that contain a frame whose name or file contains the text.
+ * Samples before the first HTTP request (start-up: loading modules, compiling the contract)
+ * are left out unless --all is given. Then inclusive time per concern (logging, JWT, ...).
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -29,7 +31,7 @@ interface Profile {
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { top: { type: 'string', default: '25' }, match: { type: 'string' } },
+  options: { top: { type: 'string', default: '25' }, match: { type: 'string' }, all: { type: 'boolean', default: false } },
 });
 const file = positionals[0];
 if (!file) {
@@ -73,6 +75,24 @@ const packages = new Map<string, number>();
 let total = 0;
 let idle = 0;
 let matched = 0;
+let serving = values.all;
+let skipped = 0;
+
+/** Inclusive time of a concern: samples with at least one frame of it on the stack. */
+const CONCERNS: Array<[string, (f: CallFrame) => boolean]> = [
+  ['logging (pino, sonic-boom, redaction)', (f) => /node_modules\/(pino|sonic-boom|@pinojs)\//.test(f.url)],
+  ['JWT (@fastify/jwt, fast-jwt, src/plugins/auth.ts)', (f) => /node_modules\/(fast-jwt|@fastify\/jwt)\/|src\/plugins\/auth\.ts/.test(f.url)],
+  ['request validation (fastify/lib/validation.js)', (f) => /fastify\/lib\/validation\.js/.test(f.url)],
+  ['response serialization (fast-json-stringify)', (f) => /fast-json-stringify\//.test(f.url)],
+  ['postgres.js', (f) => /node_modules\/postgres\//.test(f.url)],
+  ['our handlers and queries (src/tasks, src/contract)', (f) => /src\/(tasks|contract)\//.test(f.url)],
+  ['the deadline (withDeadline)', (f) => f.functionName === 'withDeadline'],
+  ['Date parsing and printing (toISOString, new Date)', (f) => f.functionName === 'toISOString' || /postgres\/src\/types\.js/.test(f.url)],
+  ['fastify hooks (lib/hooks.js)', (f) => /fastify\/lib\/hooks\.js/.test(f.url)],
+  ['socket writes (writev, writeBuffer, writeString)', (f) => f.url === '' && /^(writev|writeBuffer|writeString|writeUtf8String|writeLatin1String)$/.test(f.functionName)],
+  ['garbage collector', (f) => f.functionName === '(garbage collector)'],
+];
+const concerns = new Map<string, number>();
 
 const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
 
@@ -90,6 +110,13 @@ for (let i = 0; i < profile.samples.length; i++) {
     const node = byId.get(id);
     if (node) stack.push(node.callFrame);
   }
+  if (!serving) {
+    serving = stack.some((f) => f.functionName === 'parserOnIncoming');
+    if (!serving) {
+      skipped += dt;
+      continue;
+    }
+  }
   if (values.match !== undefined) {
     const text = values.match;
     if (!stack.some((f) => f.functionName.includes(text) || f.url.includes(text))) continue;
@@ -98,6 +125,7 @@ for (let i = 0; i < profile.samples.length; i++) {
   add(self, key(leaf.callFrame), dt);
   add(packages, packageOf(leaf.callFrame), dt);
   for (const k of new Set(stack.map(key))) add(inclusive, k, dt);
+  for (const [name, test] of CONCERNS) if (stack.some(test)) add(concerns, name, dt);
 }
 
 const msOf = (us: number) => (us / 1000).toFixed(0).padStart(7);
@@ -110,8 +138,9 @@ function print(title: string, m: Map<string, number>, n: number): void {
 
 console.log(
   `${file}: ${(total / 1e6).toFixed(1)} s sampled, ${(idle / 1e6).toFixed(1)} s idle, ` +
-    `${(matched / 1e6).toFixed(1)} s busy${values.match !== undefined ? ` in stacks containing "${values.match}"` : ''} (percentages of that)`,
+    `${(skipped / 1e6).toFixed(1)} s of start-up left out, ${(matched / 1e6).toFixed(1)} s busy${values.match !== undefined ? ` in stacks containing "${values.match}"` : ''} (percentages of that)`,
 );
+print('inclusive time by concern (they overlap: logging inside a fastify hook counts for both)', concerns, CONCERNS.length);
 print('self time by package', packages, top);
 print('self time by function', self, top);
 print('inclusive time by function', new Map([...inclusive].filter(([k]) => !k.startsWith('(root)'))), top);

@@ -17,7 +17,7 @@ import { mkdir, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { analyze, Cluster, sampleTasks, seedUsers } from './database.ts';
+import { analyze, bulkLoad, Cluster, sampleTasks, seedUsers } from './database.ts';
 import { load, mixed, SCENARIOS, signer, SIZE_SCENARIOS, type Fixture, type LoadOptions, type Measurement, type Scenario } from './load.ts';
 import { startServer, type RunningServer, type ServerOptions, type Target } from './servers.ts';
 import type { Sql } from '../src/db/client.ts';
@@ -261,46 +261,53 @@ async function sizes(rows: { users: number; perUser: number; heavy: number }): P
     { name: 'small', users: 9, perUser: 100, heavy: 100 },
     { name: 'large', ...rows },
   ];
-  const results = new Map<string, Map<string, Measurement>>();
-  let failures = 0;
-  const depths: number[] = [];
+  const running = new Map<string, { server: RunningServer; fixture: Fixture; depth: number }>();
   for (const set of sets) {
     const sql = await database(set.name);
     const started = Date.now();
-    await seedUsers(sql, set.users, set.perUser);
-    await seedUsers(sql, 1, set.heavy, 'heavy-');
+    await bulkLoad(sql, async (tx) => {
+      await seedUsers(tx, set.users, set.perUser);
+      await seedUsers(tx, 1, set.heavy, 'heavy-');
+    });
     await analyze(sql);
     const total = set.users * set.perUser + set.heavy;
     console.log(`# ${set.name}: ${num(total)} tasks (${num(set.users)} users x ${set.perUser}, one with ${num(set.heavy)}) built in ${((Date.now() - started) / 1000).toFixed(1)} s`);
     const fx = await fixture(sql, Math.min(set.users, 500));
     const s = await server('api', urlOf(sql), `api-${set.name}`);
     const heavy = sign('heavy-1');
+    const deep = await walk(s.url, heavy, 500);
     fx.heavy = { token: heavy };
-    fx.deep = { token: heavy, ...(await walk(s.url, heavy, 500)) };
-    depths.push(fx.deep.depth);
-    const byScenario = new Map<string, Measurement>();
-    for (const scenario of SIZE_SCENARIOS) {
-      const m = await measure(s, scenario, fx);
-      failures += m.failures;
-      byScenario.set(scenario.name, m);
-    }
-    results.set(set.name, byScenario);
-    await stopServer(s);
+    fx.deep = { token: heavy, ...deep };
+    running.set(set.name, { server: s, fixture: fx, depth: deep.depth });
   }
-  const [small, large] = [results.get('small'), results.get('large')];
+  const results = new Map<string, Measurement>();
+  let failures = 0;
+  for (const [i, scenario] of SIZE_SCENARIOS.entries()) {
+    // Both servers stay up; who goes first alternates, as in the comparison.
+    for (const set of i % 2 === 0 ? sets : [...sets].reverse()) {
+      const r = running.get(set.name);
+      if (!r) continue;
+      const m = await measure(r.server, scenario, r.fixture);
+      failures += m.failures;
+      results.set(`${set.name} ${scenario.name}`, m);
+    }
+  }
   const totals = sets.map((s) => num(s.users * s.perUser + s.heavy));
   console.log(`\n## The API at ${totals[0]} tasks vs ${totals[1]} (p50 ratio: goal at most 1.3)\n`);
   console.log(
     table(
       ['scenario', `p50 ms (${totals[0]})`, `p50 ms (${totals[1]})`, 'ratio p50', `req/s (${totals[0]})`, `req/s (${totals[1]})`],
       SIZE_SCENARIOS.map((scenario) => {
-        const a = small?.get(scenario.name) as Measurement;
-        const b = large?.get(scenario.name) as Measurement;
+        const a = results.get(`small ${scenario.name}`) as Measurement;
+        const b = results.get(`large ${scenario.name}`) as Measurement;
         return [scenario.label, ms(a.p50), ms(b.p50), ratio(b.p50, a.p50), num(a.rps), num(b.rps)];
       }),
     ),
   );
-  console.log(`\nThe deep page is page ${depths[1]} in the large set and page ${depths[0]} (the last) in the small one.`);
+  console.log(
+    `\nThe deep page is page ${running.get('large')?.depth} in the large set and page ${running.get('small')?.depth} (the last) in the small one.`,
+  );
+  for (const r of running.values()) await stopServer(r.server);
   if (failures > 0) console.log(`\n${num(failures)} requests failed: the figures above are suspect.`);
   return failures === 0;
 }
