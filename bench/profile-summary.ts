@@ -2,7 +2,7 @@
  * Where a process spent its CPU time, from a `node --cpu-prof` profile
  * (`npm run bench -- --cpu-prof DIR` writes one per server):
  *
- *   node --import tsx bench/profile-summary.ts FILE.cpuprofile [--top 25] [--match text]
+ *   node --import tsx bench/profile-summary.ts FILE.cpuprofile [--top 25] [--match text] [--requests N]
  *
  * Prints self time and inclusive time per function (a recursive function counts once per
  * sample), and self time per package (node_modules/<name>, our src/, node's internals).
@@ -31,7 +31,13 @@ interface Profile {
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { top: { type: 'string', default: '25' }, match: { type: 'string' }, all: { type: 'boolean', default: false } },
+  options: {
+    top: { type: 'string', default: '25' },
+    match: { type: 'string' },
+    all: { type: 'boolean', default: false },
+    // The bench prints how many requests each server answered while profiled.
+    requests: { type: 'string' },
+  },
 });
 const file = positionals[0];
 if (!file) {
@@ -129,16 +135,19 @@ for (let i = 0; i < profile.samples.length; i++) {
 }
 
 const msOf = (us: number) => (us / 1000).toFixed(0).padStart(7);
+const requests = values.requests === undefined ? undefined : Number(values.requests);
+const perRequest = (us: number) => (requests ? `${(us / requests).toFixed(1).padStart(6)} µs/req ` : '');
 const pct = (us: number) => `${((100 * us) / Math.max(1, matched)).toFixed(1).padStart(5)} %`;
 
 function print(title: string, m: Map<string, number>, n: number): void {
   console.log(`\n${title}`);
-  for (const [k, v] of [...m].sort((a, b) => b[1] - a[1]).slice(0, n)) console.log(`${msOf(v)} ms ${pct(v)}  ${k}`);
+  for (const [k, v] of [...m].sort((a, b) => b[1] - a[1]).slice(0, n)) console.log(`${msOf(v)} ms ${perRequest(v)}${pct(v)}  ${k}`);
 }
 
 console.log(
   `${file}: ${(total / 1e6).toFixed(1)} s sampled, ${(idle / 1e6).toFixed(1)} s idle, ` +
-    `${(skipped / 1e6).toFixed(1)} s of start-up left out, ${(matched / 1e6).toFixed(1)} s busy${values.match !== undefined ? ` in stacks containing "${values.match}"` : ''} (percentages of that)`,
+    `${(skipped / 1e6).toFixed(1)} s of start-up left out, ${(matched / 1e6).toFixed(1)} s busy${values.match !== undefined ? ` in stacks containing "${values.match}"` : ''} (percentages of that)` +
+    (requests ? `, ${perRequest(matched).trim()} over ${requests} requests` : ''),
 );
 print('inclusive time by concern (they overlap: logging inside a fastify hook counts for both)', concerns, CONCERNS.length);
 print('self time by package', packages, top);

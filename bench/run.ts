@@ -9,6 +9,7 @@
  *   npm run bench -- --soak 300                     the API's RSS across a 5-minute soak (goal 4)
  *   npm run bench -- --cpu-prof bench/profiles      each server writes a .cpuprofile on exit
  *   npm run bench -- --workers 2                    WEB_CONCURRENCY for the API (goal 5)
+ *   npm run bench -- --api-env LOG_LEVEL=warn       an A/B of one setting (the table's header says so)
  *
  * --rows and --soak run instead of the comparison; give --compare to run it as well.
  * Uses DATABASE_URL's server when set (its role needs CREATEDB), else an embedded PostgreSQL.
@@ -24,7 +25,7 @@ import type { Sql } from '../src/db/client.ts';
 
 const USAGE = `usage: npm run bench -- [--duration S] [--warmup S] [--connections N] [--scenarios ${SCENARIOS.map((s) => s.name).join(',')}]
                        [--rows [--users N] [--per-user N] [--heavy N]] [--soak S] [--compare]
-                       [--cpu-prof DIR] [--workers N] [--pgbouncer]`;
+                       [--cpu-prof DIR] [--workers N] [--pgbouncer] [--api-env NAME=VALUE ...]`;
 
 const SECRET = 'bench-secret-that-is-at-least-32-characters-long';
 /** The comparison's seed (issue 11): 200 users x 50 tasks. */
@@ -45,6 +46,7 @@ const { values } = parseArgs({
     'cpu-prof': { type: 'string' },
     workers: { type: 'string' },
     pgbouncer: { type: 'boolean', default: false },
+    'api-env': { type: 'string', multiple: true },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
@@ -72,6 +74,16 @@ const options = {
   soak: values.soak === undefined ? undefined : count('soak', values.soak, 1),
   cpuProfDir: values['cpu-prof'] === undefined ? undefined : resolve(values['cpu-prof']),
   workers: values.workers === undefined ? undefined : count('workers', values.workers, 1),
+  apiEnv: Object.fromEntries(
+    (values['api-env'] ?? []).map((pair) => {
+      const at = pair.indexOf('=');
+      if (at < 1) {
+        console.error(`--api-env takes NAME=VALUE (got "${pair}")`);
+        process.exit(2);
+      }
+      return [pair.slice(0, at), pair.slice(at + 1)];
+    }),
+  ),
 };
 const compare = values.compare || (options.rows === undefined && options.soak === undefined);
 
@@ -102,6 +114,10 @@ const servers: RunningServer[] = [];
 const sqls: Sql[] = [];
 
 async function cleanup(): Promise<void> {
+  if (options.cpuProfDir && served.size > 0) {
+    console.log(`\nRequests answered while profiled: ${[...served].map(([s, n]) => `${s.target} ${num(n)}`).join(', ')}`);
+    served.clear();
+  }
   await Promise.all(servers.splice(0).map((s) => s.stop()));
   await Promise.all(sqls.splice(0).map((s) => s.end({ timeout: 5 })));
   await cluster.stop();
@@ -123,6 +139,7 @@ async function server(target: Target, databaseUrl: string, label: string = targe
     logFile: join(workDir, `${label}.log`),
     cpuProfDir: options.cpuProfDir && join(options.cpuProfDir, label),
     workers: target === 'api' ? options.workers : undefined,
+    env: target === 'api' ? options.apiEnv : {},
   };
   const started = await startServer(serverOptions);
   servers.push(started);
@@ -148,10 +165,16 @@ async function fixture(sql: Sql, users: number): Promise<Fixture> {
   return { users: [...tasks].map(([id, ids]) => ({ id, token: sign(id), tasks: ids })) };
 }
 
+/** Requests each server answered, warm-ups included: a profile's CPU time divided by it is the cost of one. */
+const served = new Map<RunningServer, number>();
+
 /** A warm-up (discarded), then the measured run. */
 async function measure(s: RunningServer, scenario: Scenario, fx: Fixture, loadOptions: LoadOptions = options): Promise<Measurement> {
-  if (options.warmup > 0) await load(s.url, scenario, fx, { ...loadOptions, duration: options.warmup });
-  return load(s.url, scenario, fx, loadOptions);
+  const count = (m: Measurement) => served.set(s, (served.get(s) ?? 0) + m.requests);
+  if (options.warmup > 0) count(await load(s.url, scenario, fx, { ...loadOptions, duration: options.warmup }));
+  const m = await load(s.url, scenario, fx, loadOptions);
+  count(m);
+  return m;
 }
 
 function table(head: string[], rows: string[][]): string {
@@ -198,7 +221,10 @@ function header(): void {
   console.log(
     `# ${new Date().toISOString()} · node ${process.version} · ${options.connections} connections · ` +
       `${options.duration} s per scenario after ${options.warmup} s warm-up · ` +
-      `${cluster.isEmbedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}${options.workers ? ` · WEB_CONCURRENCY=${options.workers}` : ''}`,
+      `${cluster.isEmbedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}${options.workers ? ` · WEB_CONCURRENCY=${options.workers}` : ''}` +
+      Object.entries(options.apiEnv)
+        .map(([k, v]) => ` · API with ${k}=${v}`)
+        .join(''),
   );
 }
 

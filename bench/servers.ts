@@ -17,6 +17,8 @@ export interface ServerOptions {
   cpuProfDir?: string | undefined;
   /** WEB_CONCURRENCY for the API (goal 5; the API reads it once clustering exists). */
   workers?: number | undefined;
+  /** Variables over the defaults below (an A/B of one setting). */
+  env?: Record<string, string>;
 }
 
 export interface RunningServer {
@@ -50,6 +52,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ENVIRONMENT: 'production',
     LOG_LEVEL: 'info',
     ...(options.workers !== undefined && { WEB_CONCURRENCY: String(options.workers) }),
+    ...options.env,
   };
   const args = [
     ...(options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : []),
