@@ -53,8 +53,10 @@ for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n
 
 const IDLE = new Set(['(idle)', '(program)', '(garbage collector)', '(root)']);
 
+const ROOT = new URL('../', import.meta.url).pathname;
+
 function where(frame: CallFrame): string {
-  const url = frame.url.replace(/^file:\/\//, '');
+  const url = frame.url.replace(/^file:\/\//, '').replace(ROOT, '/');
   const pkg = /node_modules\/((?:@[^/]+\/)?[^/]+)\/(.*)$/.exec(url);
   if (pkg) return `${pkg[1]}/${pkg[2]}:${frame.lineNumber + 1}`;
   const ours = /\/((?:src|bench)\/.*)$/.exec(url);
@@ -64,7 +66,7 @@ function where(frame: CallFrame): string {
 
 function packageOf(frame: CallFrame): string {
   if (IDLE.has(frame.functionName)) return frame.functionName;
-  const url = frame.url.replace(/^file:\/\//, '');
+  const url = frame.url.replace(/^file:\/\//, '').replace(ROOT, '/');
   const pkg = /.*node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
   if (pkg?.[1]) return pkg[1];
   if (/\/src\//.test(url)) return 'todo-api src/';

@@ -168,13 +168,19 @@ async function fixture(sql: Sql, users: number): Promise<Fixture> {
 /** Requests each server answered, warm-ups included: a profile's CPU time divided by it is the cost of one. */
 const served = new Map<RunningServer, number>();
 
+/** A measurement plus the server's CPU time per request (µs), which the machine's other load disturbs less than req/s. */
+type Measured = Measurement & { cpu: number | undefined };
+
 /** A warm-up (discarded), then the measured run. */
-async function measure(s: RunningServer, scenario: Scenario, fx: Fixture, loadOptions: LoadOptions = options): Promise<Measurement> {
+async function measure(s: RunningServer, scenario: Scenario, fx: Fixture, loadOptions: LoadOptions = options): Promise<Measured> {
   const count = (m: Measurement) => served.set(s, (served.get(s) ?? 0) + m.requests);
   if (options.warmup > 0) count(await load(s.url, scenario, fx, { ...loadOptions, duration: options.warmup }));
+  const before = s.cpu();
   const m = await load(s.url, scenario, fx, loadOptions);
+  const after = s.cpu();
   count(m);
-  return m;
+  const cpu = before !== undefined && after !== undefined && m.requests > 0 ? ((after - before) * 1e6) / m.requests : undefined;
+  return { ...m, cpu };
 }
 
 function table(head: string[], rows: string[][]): string {
@@ -187,6 +193,7 @@ function table(head: string[], rows: string[][]): string {
 const num = (n: number) => Math.round(n).toLocaleString('en-US');
 const ms = (n: number) => (n < 10 ? n.toFixed(1) : String(Math.round(n)));
 const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a');
+const us = (n: number | undefined) => (n === undefined ? 'n/a' : String(Math.round(n)));
 const mb = (bytes: number | undefined) => (bytes === undefined ? 'n/a' : `${Math.round(bytes / 1048576)} MB`);
 
 /** Polls a server's RSS once a second while `work` runs. */
@@ -243,7 +250,7 @@ async function comparison(): Promise<boolean> {
   const rows: string[][] = [];
   let failures = 0;
   for (const [i, scenario] of options.scenarios.entries()) {
-    const results = new Map<Target, Measurement>();
+    const results = new Map<Target, Measured>();
     // Alternate who goes first, so neither always meets the machine in the same state.
     for (const target of i % 2 === 0 ? targets : [...targets].reverse()) {
       const r = running.get(target);
@@ -253,8 +260,8 @@ async function comparison(): Promise<boolean> {
       results.set(target, result);
       failures += result.failures;
     }
-    const api = results.get('api') as Measurement;
-    const min = results.get('minimal') as Measurement;
+    const api = results.get('api') as Measured;
+    const min = results.get('minimal') as Measured;
     const flag = (m: Measurement) => (m.failures > 0 ? ` (${num(m.failures)} failed)` : '');
     rows.push([
       scenario.label,
@@ -266,16 +273,26 @@ async function comparison(): Promise<boolean> {
       ms(min.p99),
       ratio(api.rps, min.rps),
       ratio(api.p99, min.p99),
+      us(api.cpu),
+      us(min.cpu),
+      api.cpu !== undefined && min.cpu !== undefined ? ratio(min.cpu, api.cpu) : 'n/a',
     ]);
   }
   console.log(
-    table(['scenario', 'API req/s', 'p50 ms', 'p99 ms', 'minimal req/s', 'p50 ms', 'p99 ms', 'ratio req/s', 'ratio p99'], rows),
+    table(
+      ['scenario', 'API req/s', 'p50 ms', 'p99 ms', 'minimal req/s', 'p50 ms', 'p99 ms', 'ratio req/s', 'ratio p99', 'API CPU µs/req', 'minimal', 'ratio CPU'],
+      rows,
+    ),
+  );
+  console.log(
+    '\nratio req/s and ratio CPU: API / minimal throughput and minimal / API CPU per request (1.00 = as cheap as minimal; ' +
+      'CPU time is read from /proc and is steadier than req/s on a busy machine). ratio p99: API / minimal.',
   );
   const api = running.get('api');
   const min = running.get('minimal');
   console.log(
     `\nRSS max: API ${mb(Math.max(...(api?.rss ?? [0])))}, minimal ${mb(Math.max(...(min?.rss ?? [0])))}. ` +
-      `API log (info): ${await logLines(join(workDir, 'api.log'))}.`,
+      `API log (${options.apiEnv.LOG_LEVEL ?? 'info'}): ${await logLines(join(workDir, 'api.log'))}.`,
   );
   if (failures > 0) console.log(`\n${num(failures)} requests failed (non-2xx, errors or timeouts): the figures above are suspect.`);
   return failures === 0;
@@ -306,7 +323,7 @@ async function sizes(rows: { users: number; perUser: number; heavy: number }): P
     fx.deep = { token: heavy, ...deep };
     running.set(set.name, { server: s, fixture: fx, depth: deep.depth });
   }
-  const results = new Map<string, Measurement>();
+  const results = new Map<string, Measured>();
   let failures = 0;
   for (const [i, scenario] of SIZE_SCENARIOS.entries()) {
     // Both servers stay up; who goes first alternates, as in the comparison.

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, openSync, closeSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../src/db/embedded.ts';
@@ -27,6 +27,8 @@ export interface RunningServer {
   pid: number;
   /** RSS in bytes of the process and its children (cluster workers), from /proc; undefined elsewhere. */
   rss(): number | undefined;
+  /** CPU seconds (user + system) used so far by the process and its children, from /proc. */
+  cpu(): number | undefined;
   stop(): Promise<void>;
 }
 
@@ -81,7 +83,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await stop();
     throw err;
   }
-  return { target: options.target, url, pid: child.pid ?? 0, rss: () => treeRss(child.pid ?? 0), stop };
+  const pid = child.pid ?? 0;
+  return { target: options.target, url, pid, rss: () => treeRss(pid), cpu: () => treeCpu(pid), stop };
 }
 
 async function waitUntilHealthy(url: string, child: ChildProcess, logFile: string): Promise<void> {
@@ -109,14 +112,12 @@ function tail(file: string): string {
   }
 }
 
-/** VmRSS of a process plus its descendants, from /proc (Linux). */
-export function treeRss(pid: number): number | undefined {
-  if (!existsSync(`/proc/${pid}/status`)) return undefined;
-  let total = 0;
+/** A process and its descendants (cluster workers), from /proc (Linux). */
+function tree(pid: number): number[] {
+  const found: number[] = [];
   const visit = (p: number) => {
+    found.push(p);
     try {
-      const kb = /^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1];
-      total += Number(kb ?? 0) * 1024;
       for (const task of readdirSync(`/proc/${p}/task`)) {
         const children = readFileSync(join(`/proc/${p}/task`, task, 'children'), 'utf8').trim();
         for (const c of children ? children.split(/\s+/) : []) visit(Number(c));
@@ -126,5 +127,37 @@ export function treeRss(pid: number): number | undefined {
     }
   };
   visit(pid);
+  return found;
+}
+
+function sumOver(pid: number, read: (p: number) => number): number | undefined {
+  if (!existsSync(`/proc/${pid}/stat`)) return undefined;
+  let total = 0;
+  for (const p of tree(pid)) {
+    try {
+      total += read(p);
+    } catch {
+      // the process ended while we looked
+    }
+  }
   return total;
+}
+
+/** VmRSS in bytes. */
+export function treeRss(pid: number): number | undefined {
+  return sumOver(pid, (p) => Number(/^VmRSS:\s+(\d+) kB/m.exec(readFileSync(`/proc/${p}/status`, 'utf8'))?.[1] ?? 0) * 1024);
+}
+
+let ticksPerSecond: number | undefined;
+
+/** utime + stime in seconds. */
+export function treeCpu(pid: number): number | undefined {
+  ticksPerSecond ??= Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+  const hz = ticksPerSecond;
+  return sumOver(pid, (p) => {
+    // The command name (field 2) may hold spaces: count fields after its closing parenthesis.
+    const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / hz;
+  });
 }

@@ -39,11 +39,14 @@ const FIGURE = /^\d[\d,.]*$/;
 t.test('the comparison prints one row per scenario with both servers and their ratios', async (t) => {
   const { code, out, err } = await bench(['--duration', '1', '--warmup', '0', '--connections', '4']);
   t.equal(code, 0, `the bench succeeds${code === 0 ? '' : `:\n${out}\n${err}`}`);
-  t.match(out, /\| scenario +\| API req\/s \| p50 ms \| p99 ms \| minimal req\/s \| p50 ms \| p99 ms \| ratio req\/s \| ratio p99 \|/);
+  t.match(
+    out,
+    /\| scenario +\| API req\/s \| p50 ms \| p99 ms \| minimal req\/s \| p50 ms \| p99 ms \| ratio req\/s \| ratio p99 \| API CPU µs\/req \| minimal \| ratio CPU \|/,
+  );
   for (const scenario of SCENARIOS) {
     const row = cells(out, scenario.label);
-    t.equal(row?.length, 8, `a row for ${scenario.name}`);
-    t.ok(row?.every((c) => FIGURE.test(c)), `${scenario.name}: eight figures, no failed requests (${row?.join(' | ')})`);
+    t.equal(row?.length, 11, `a row for ${scenario.name}`);
+    t.ok(row?.every((c) => FIGURE.test(c)), `${scenario.name}: eleven figures, no failed requests (${row?.join(' | ')})`);
   }
   // The API logs as an operator runs it: at info, into a file, not onto the terminal.
   t.match(out, /API log \(info\): [1-9][\d,]* lines/, 'the API wrote its request log to a file');
