@@ -112,6 +112,10 @@ if (options.cpuProfDir) await mkdir(options.cpuProfDir, { recursive: true });
 const cluster = await Cluster.start(process.env.DATABASE_URL);
 const servers: RunningServer[] = [];
 const sqls: Sql[] = [];
+const urls = new Map<Sql, string>();
+const urlOf = (sql: Sql) => urls.get(sql) as string;
+/** Requests each server answered, warm-ups included: a profile's CPU time divided by it is the cost of one. */
+const served = new Map<RunningServer, number>();
 
 async function cleanup(): Promise<void> {
   if (options.cpuProfDir && served.size > 0) {
@@ -157,16 +161,11 @@ async function database(label: string): Promise<Sql> {
   urls.set(sql, url);
   return sql;
 }
-const urls = new Map<Sql, string>();
-const urlOf = (sql: Sql) => urls.get(sql) as string;
 
 async function fixture(sql: Sql, users: number): Promise<Fixture> {
   const tasks = await sampleTasks(sql, users);
   return { users: [...tasks].map(([id, ids]) => ({ id, token: sign(id), tasks: ids })) };
 }
-
-/** Requests each server answered, warm-ups included: a profile's CPU time divided by it is the cost of one. */
-const served = new Map<RunningServer, number>();
 
 /** A measurement plus the server's CPU time per request (µs), which the machine's other load disturbs less than req/s. */
 type Measured = Measurement & { cpu: number | undefined };
