@@ -34,6 +34,11 @@ export class Cluster {
     }
   }
 
+  /** The server's URL (its default database). */
+  get url(): string {
+    return this.baseUrl;
+  }
+
   get isEmbedded(): boolean {
     return this.embedded !== undefined;
   }

@@ -8,7 +8,8 @@
  *   npm run bench -- --rows                         p50 on 1,000 tasks vs 1,100,000 (goal 3)
  *   npm run bench -- --soak 300                     the API's RSS across a 5-minute soak (goal 4)
  *   npm run bench -- --cpu-prof bench/profiles      each server writes a .cpuprofile on exit
- *   npm run bench -- --workers 2                    WEB_CONCURRENCY for the API (goal 5)
+ *   npm run bench -- --workers 2                    WEB_CONCURRENCY for the API (goal 5, once the API reads it)
+ *   npm run bench -- --pgbouncer                    both servers through PgBouncer, transaction mode (goal 5)
  *   npm run bench -- --api-env LOG_LEVEL=warn       an A/B of one setting (the table's header says so)
  *
  * --rows and --soak run instead of the comparison; give --compare to run it as well.
@@ -22,6 +23,8 @@ import { analyze, bulkLoad, Cluster, sampleTasks, seedUsers } from './database.t
 import { load, mixed, SCENARIOS, signer, SIZE_SCENARIOS, type Fixture, type LoadOptions, type Measurement, type Scenario } from './load.ts';
 import { startServer, type RunningServer, type ServerOptions, type Target } from './servers.ts';
 import type { Sql } from '../src/db/client.ts';
+import { makeTemporaryDataDir } from '../src/db/embedded.ts';
+import { startPgBouncer, type PgBouncer } from './pgbouncer.ts';
 
 const USAGE = `usage: npm run bench -- [--duration S] [--warmup S] [--connections N] [--scenarios ${SCENARIOS.map((s) => s.name).join(',')}]
                        [--rows [--users N] [--per-user N] [--heavy N]] [--soak S] [--compare]
@@ -87,13 +90,6 @@ const options = {
 };
 const compare = values.compare || (options.rows === undefined && options.soak === undefined);
 
-if (values.pgbouncer) {
-  // Goal 5: run the API through PgBouncer in transaction mode (?prepare=false), once the
-  // pooler set-up (another branch) lands; see the stack notes for running it as root.
-  console.error('--pgbouncer is not implemented yet');
-  process.exit(2);
-}
-
 function selectScenarios(list: string | undefined): Scenario[] {
   if (list === undefined) return SCENARIOS;
   return list.split(',').map((name) => {
@@ -110,6 +106,17 @@ const sign = signer(SECRET);
 const workDir = await mkdtemp(join(tmpdir(), 'todo-api-bench-run-'));
 if (options.cpuProfDir) await mkdir(options.cpuProfDir, { recursive: true });
 const cluster = await Cluster.start(process.env.DATABASE_URL);
+// Goal 5: both servers reach their databases through PgBouncer in transaction mode.
+const bouncerDir = values.pgbouncer ? await makeTemporaryDataDir('todo-api-bench-pgbouncer-') : undefined;
+let bouncer: PgBouncer | undefined;
+try {
+  if (bouncerDir) bouncer = await startPgBouncer(cluster.url, bouncerDir);
+} catch (err) {
+  console.error(`bench failed: ${err instanceof Error ? err.message : String(err)}`);
+  await cluster.stop();
+  if (bouncerDir) await rm(bouncerDir, { recursive: true, force: true });
+  process.exit(1);
+}
 const servers: RunningServer[] = [];
 const sqls: Sql[] = [];
 const urls = new Map<Sql, string>();
@@ -124,6 +131,9 @@ async function cleanup(): Promise<void> {
   }
   await Promise.all(servers.splice(0).map((s) => s.stop()));
   await Promise.all(sqls.splice(0).map((s) => s.end({ timeout: 5 })));
+  await bouncer?.stop();
+  bouncer = undefined;
+  if (bouncerDir) await rm(bouncerDir, { recursive: true, force: true });
   await cluster.stop();
   await rm(workDir, { recursive: true, force: true });
 }
@@ -138,7 +148,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 async function server(target: Target, databaseUrl: string, label: string = target): Promise<RunningServer> {
   const serverOptions: ServerOptions = {
     target,
-    databaseUrl,
+    databaseUrl: bouncer ? bouncer.route(databaseUrl) : databaseUrl,
     secretKey: SECRET,
     logFile: join(workDir, `${label}.log`),
     cpuProfDir: options.cpuProfDir && join(options.cpuProfDir, label),
@@ -227,7 +237,7 @@ function header(): void {
   console.log(
     `# ${new Date().toISOString()} · node ${process.version} · ${options.connections} connections · ` +
       `${options.duration} s per scenario after ${options.warmup} s warm-up · ` +
-      `${cluster.isEmbedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}${options.workers ? ` · WEB_CONCURRENCY=${options.workers}` : ''}` +
+      `${cluster.isEmbedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}${bouncer ? ' through PgBouncer (transaction mode, prepare=false)' : ''}${options.workers ? ` · WEB_CONCURRENCY=${options.workers}` : ''}` +
       Object.entries(options.apiEnv)
         .map(([k, v]) => ` · API with ${k}=${v}`)
         .join(''),
