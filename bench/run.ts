@@ -102,6 +102,9 @@ function selectScenarios(list: string | undefined): Scenario[] {
   });
 }
 
+// Output piped into `head` must not kill the run before it stops its servers and database.
+process.stdout.on('error', () => {});
+
 const sign = signer(SECRET);
 const workDir = await mkdtemp(join(tmpdir(), 'todo-api-bench-run-'));
 if (options.cpuProfDir) await mkdir(options.cpuProfDir, { recursive: true });

@@ -4,7 +4,9 @@
  * Each run also proves that every scenario's requests succeed on both servers (the bench
  * exits 1 when any request fails).
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import t from 'tap';
 import { SCENARIOS, SIZE_SCENARIOS } from '../bench/load.ts';
 import { databaseUrl } from './helper.ts';
@@ -66,4 +68,33 @@ t.test('--rows and --soak print the size table and the RSS', async (t) => {
   t.match(out, /The deep page is page 60 in the large set and page 2 \(the last\) in the small one/, 'the deep page was walked to');
   t.notMatch(out, /## This API vs a minimal server/, 'no comparison unless --compare');
   t.match(out, /RSS start \d+ MB, end \d+ MB, max \d+ MB/, 'the soak reports RSS from /proc');
+});
+
+t.test('--pgbouncer, --api-env and --cpu-prof reach the servers', async (t) => {
+  const hasPgBouncer = ['/usr/sbin', '/usr/local/sbin', ...(process.env.PATH ?? '').split(':')].some((d) => existsSync(join(d, 'pgbouncer')));
+  const profiles = t.testdir({});
+  const { code, out, err } = await bench([
+    '--scenarios', 'get', '--duration', '1', '--warmup', '0', '--connections', '4',
+    '--api-env', 'LOG_LEVEL=warn', '--cpu-prof', profiles,
+    ...(hasPgBouncer ? ['--pgbouncer'] : []),
+  ]);
+  t.equal(code, 0, `the bench succeeds${code === 0 ? '' : `:\n${out}\n${err}`}`);
+  t.match(out, /API with LOG_LEVEL=warn/, 'the header names the A/B setting');
+  t.match(out, /API log \(warn\): 0 lines/, 'the API ran with it: no request lines at warn');
+  if (hasPgBouncer) t.match(out, /through PgBouncer \(transaction mode, prepare=false\)/, 'both servers went through PgBouncer');
+  else t.comment('pgbouncer is not installed: --pgbouncer not exercised');
+  t.ok(cells(out, 'GET /api/tasks/{id}')?.every((c) => FIGURE.test(c)), 'the get row is complete: every request succeeded');
+
+  for (const server of ['api', 'minimal']) {
+    const dir = join(profiles, server);
+    const files = existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')) : [];
+    t.ok(files.length > 0, `${server} wrote a CPU profile`);
+    const largest = files.map((f) => join(dir, f)).sort((a, b) => statSync(b).size - statSync(a).size)[0];
+    if (!largest) continue;
+    const summary = execFileSync(process.execPath, ['--import', 'tsx', 'bench/profile-summary.ts', largest, '--requests', '100'], {
+      cwd: ROOT,
+      encoding: 'utf8',
+    });
+    t.match(summary, /self time by function\n\s+\d+ ms\s+[\d.]+ µs\/req/, `the ${server} profile summarises per request`);
+  }
 });
