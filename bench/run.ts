@@ -34,25 +34,32 @@ const SECRET = 'bench-secret-that-is-at-least-32-characters-long';
 /** The comparison's seed (issue 11): 200 users x 50 tasks. */
 const SEED = { users: 200, perUser: 50 };
 
-const { values } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '10' },
-    warmup: { type: 'string', default: '2' },
-    connections: { type: 'string', default: '32' },
-    scenarios: { type: 'string' },
-    compare: { type: 'boolean', default: false },
-    rows: { type: 'boolean', default: false },
-    users: { type: 'string', default: '10000' },
-    'per-user': { type: 'string', default: '100' },
-    heavy: { type: 'string', default: '100000' },
-    soak: { type: 'string' },
-    'cpu-prof': { type: 'string' },
-    workers: { type: 'string' },
-    pgbouncer: { type: 'boolean', default: false },
-    'api-env': { type: 'string', multiple: true },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-});
+const { values } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        duration: { type: 'string', default: '10' },
+        warmup: { type: 'string', default: '2' },
+        connections: { type: 'string', default: '32' },
+        scenarios: { type: 'string' },
+        compare: { type: 'boolean', default: false },
+        rows: { type: 'boolean', default: false },
+        users: { type: 'string', default: '10000' },
+        'per-user': { type: 'string', default: '100' },
+        heavy: { type: 'string', default: '100000' },
+        soak: { type: 'string' },
+        'cpu-prof': { type: 'string' },
+        workers: { type: 'string' },
+        pgbouncer: { type: 'boolean', default: false },
+        'api-env': { type: 'string', multiple: true },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+  } catch (err) {
+    console.error(`${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
+    process.exit(2);
+  }
+})();
 
 if (values.help) {
   console.log(USAGE);
@@ -259,6 +266,10 @@ async function comparison(): Promise<boolean> {
     running.set(target, { server: await server(target, urlOf(sql)), fixture: fx, rss: [] });
   }
   console.log(`\n## This API vs a minimal server on the same stack (seed: ${SEED.users} users x ${SEED.perUser} tasks)\n`);
+  if (options.workers !== undefined) {
+    // Until the API reads WEB_CONCURRENCY, say so rather than print a table that claims it.
+    console.log(`The API runs as ${running.get('api')?.server.processes()} Node.js process(es) with WEB_CONCURRENCY=${options.workers}.\n`);
+  }
   const rows: string[][] = [];
   let failures = 0;
   for (const [i, scenario] of options.scenarios.entries()) {

@@ -29,6 +29,8 @@ export interface RunningServer {
   rss(): number | undefined;
   /** CPU seconds (user + system) used so far by the process and its children, from /proc. */
   cpu(): number | undefined;
+  /** Node.js processes serving (1, or 1 + the cluster's workers). */
+  processes(): number;
   stop(): Promise<void>;
 }
 
@@ -84,7 +86,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     throw err;
   }
   const pid = child.pid ?? 0;
-  return { target: options.target, url, pid, rss: () => treeRss(pid), cpu: () => treeCpu(pid), stop };
+  return { target: options.target, url, pid, rss: () => treeRss(pid), cpu: () => treeCpu(pid), processes: () => tree(pid).length, stop };
 }
 
 async function waitUntilHealthy(url: string, child: ChildProcess, logFile: string): Promise<void> {
@@ -112,15 +114,22 @@ function tail(file: string): string {
   }
 }
 
-/** A process and its descendants (cluster workers), from /proc (Linux). */
+/** A process and its Node.js descendants (cluster workers, not helpers such as esbuild), from /proc (Linux). */
 function tree(pid: number): number[] {
   const found: number[] = [];
+  const isNode = (p: number) => {
+    try {
+      return readFileSync(`/proc/${p}/comm`, 'utf8').trim() === 'node';
+    } catch {
+      return false;
+    }
+  };
   const visit = (p: number) => {
     found.push(p);
     try {
       for (const task of readdirSync(`/proc/${p}/task`)) {
         const children = readFileSync(join(`/proc/${p}/task`, task, 'children'), 'utf8').trim();
-        for (const c of children ? children.split(/\s+/) : []) visit(Number(c));
+        for (const c of children ? children.split(/\s+/) : []) if (isNode(Number(c))) visit(Number(c));
       }
     } catch {
       // the process ended while we looked
