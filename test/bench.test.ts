@@ -13,7 +13,8 @@ import { databaseUrl } from './helper.ts';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 
-t.setTimeout(300_000);
+// Three short runs of the bench, each starting its servers; slow when the suite runs beside it.
+t.setTimeout(600_000);
 
 function bench(args: string[]): Promise<{ code: number | null; out: string; err: string }> {
   const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], {
