@@ -1,0 +1,147 @@
+import autocannon from 'autocannon';
+import { randomUUID } from 'node:crypto';
+import { createSigner } from 'fast-jwt';
+
+/** Users with real tokens and some of their task ids, read from the database under test. */
+export interface Fixture {
+  users: Array<{ id: string; token: string; tasks: string[] }>;
+  /** A cursor deep into one user's list (the --rows data sets). */
+  deep?: { token: string; cursor: string; depth: number };
+  /** The first page of that user. */
+  heavy?: { token: string };
+}
+
+interface Request {
+  method: 'GET' | 'POST' | 'PATCH';
+  path: string;
+  headers: Record<string, string>;
+  body?: string;
+}
+
+export interface Scenario {
+  name: string;
+  label: string;
+  request(fixture: Fixture): Request;
+}
+
+const pick = <T>(list: readonly T[]): T => list[Math.floor(Math.random() * list.length)] as T;
+const json = { 'content-type': 'application/json' };
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+
+function anyTask(fixture: Fixture): { token: string; id: string } {
+  const user = pick(fixture.users);
+  return { token: user.token, id: pick(user.tasks) };
+}
+
+/** The comparison's scenarios: each request picks a random seeded user (and one of their tasks). */
+export const SCENARIOS: Scenario[] = [
+  {
+    name: 'list',
+    label: 'GET /api/tasks?limit=50',
+    request: (f) => ({ method: 'GET', path: '/api/tasks?limit=50', headers: bearer(pick(f.users).token) }),
+  },
+  {
+    name: 'get',
+    label: 'GET /api/tasks/{id}',
+    request: (f) => {
+      const { token, id } = anyTask(f);
+      return { method: 'GET', path: `/api/tasks/${id}`, headers: bearer(token) };
+    },
+  },
+  {
+    name: 'create',
+    label: 'POST /api/tasks',
+    request: (f) => ({ method: 'POST', path: '/api/tasks', headers: { ...bearer(pick(f.users).token), ...json }, body: '{"title":"benchmark task"}' }),
+  },
+  {
+    name: 'patch',
+    label: 'PATCH /api/tasks/{id} status',
+    request: (f) => {
+      const { token, id } = anyTask(f);
+      const status = Math.random() < 0.5 ? 'completed' : 'pending';
+      return { method: 'PATCH', path: `/api/tasks/${id}`, headers: { ...bearer(token), ...json }, body: `{"status":"${status}"}` };
+    },
+  },
+  {
+    name: 'create-idem',
+    label: 'POST /api/tasks + Idempotency-Key',
+    request: (f) => ({
+      method: 'POST',
+      path: '/api/tasks',
+      // A new key per request: every one is a first attempt, none a replay.
+      headers: { ...bearer(pick(f.users).token), ...json, 'idempotency-key': randomUUID() },
+      body: '{"title":"benchmark task"}',
+    }),
+  },
+];
+
+/** The --rows scenarios: the same reads and writes on a small and a large data set. */
+export const SIZE_SCENARIOS: Scenario[] = [
+  {
+    name: 'list',
+    label: 'list, first page (users with 100)',
+    request: (f) => ({ method: 'GET', path: '/api/tasks?limit=50', headers: bearer(pick(f.users).token) }),
+  },
+  {
+    name: 'list-heavy',
+    label: 'list, first page (the heavy user)',
+    request: (f) => ({ method: 'GET', path: '/api/tasks?limit=50', headers: bearer(required(f.heavy, 'heavy').token) }),
+  },
+  {
+    name: 'list-deep',
+    label: 'list, page 500 deep (the heavy user)',
+    request: (f) => {
+      const deep = required(f.deep, 'deep');
+      return { method: 'GET', path: `/api/tasks?limit=50&cursor=${deep.cursor}`, headers: bearer(deep.token) };
+    },
+  },
+  { ...(SCENARIOS[1] as Scenario), label: 'get' },
+  { ...(SCENARIOS[3] as Scenario), label: 'patch status' },
+];
+
+function required<T>(value: T | undefined, what: string): T {
+  if (value === undefined) throw new Error(`the fixture has no ${what} user`);
+  return value;
+}
+
+/** All scenarios at once, one picked at random per request (the soak). */
+export function mixed(scenarios: Scenario[]): Scenario {
+  return { name: 'mixed', label: `mixed (${scenarios.map((s) => s.name).join(', ')})`, request: (f) => pick(scenarios).request(f) };
+}
+
+export function signer(secret: string): (userId: string) => string {
+  const sign = createSigner({ key: secret, algorithm: 'HS256', expiresIn: 4 * 3_600_000 });
+  return (userId) => sign({ sub: userId, email: `${userId}@example.com` });
+}
+
+export interface Measurement {
+  rps: number;
+  p50: number;
+  p99: number;
+  requests: number;
+  /** non-2xx answers, socket errors and timeouts: any makes the row suspect. */
+  failures: number;
+}
+
+export interface LoadOptions {
+  connections: number;
+  /** Seconds. */
+  duration: number;
+}
+
+/** Load over real HTTP; the load generator shares the machine, equally for every server. */
+export async function load(url: string, scenario: Scenario, fixture: Fixture, options: LoadOptions): Promise<Measurement> {
+  const result = await autocannon({
+    url,
+    connections: options.connections,
+    duration: options.duration,
+    requests: [{ setupRequest: (req) => ({ ...req, ...scenario.request(fixture) }) }],
+  });
+  return {
+    rps: result.requests.average,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    requests: result.requests.total,
+    failures: result.non2xx + result.errors + result.timeouts,
+  };
+}
