@@ -35,28 +35,31 @@ export function createSyncQueries(sql: Sql) {
      * Read in one statement, so the head and floor agree with the rows.
      */
     async changesAfter(deadline: Deadline, userId: string, after: Position, limit: number, full: boolean): Promise<ChangeBatch> {
+      // Each side is read in order from its own index and cut at limit + 1; the merge of
+      // those (at most 2 × (limit + 1) rows) is done here, so no plan ever sorts a table.
       const rows = await deadline.run(sql<ChangeRow[]>`
         SELECT u.change_seq AS head, u.sync_floor AS floor, c.*
         FROM (SELECT 1) AS one
         LEFT JOIN users AS u ON u.id = ${userId}
-        LEFT JOIN LATERAL (
-          SELECT * FROM (
-            (SELECT change_seq AS seq, id, title, status, created_at, updated_at, false AS deleted
-             FROM tasks
-             WHERE user_id = ${userId} AND (change_seq, id) > (${after.seq}, ${after.id}::uuid)
-             ORDER BY change_seq, id LIMIT ${limit + 1})
-            UNION ALL
-            (SELECT change_seq, task_id, NULL, NULL, NULL, NULL, true
-             FROM task_tombstones
-             WHERE user_id = ${userId} AND (change_seq, task_id) > (${after.seq}, ${after.id}::uuid) AND NOT ${full}
-             ORDER BY change_seq, task_id LIMIT ${limit + 1})
-          ) AS merged
-          ORDER BY seq, id LIMIT ${limit + 1}
-        ) AS c ON true
-        ORDER BY c.seq, c.id`);
+        LEFT JOIN (
+          (SELECT change_seq AS seq, id, title, status, created_at, updated_at, false AS deleted
+           FROM tasks
+           WHERE user_id = ${userId} AND (change_seq, id) > (${after.seq}, ${after.id}::uuid)
+           ORDER BY change_seq, id LIMIT ${limit + 1})
+          UNION ALL
+          (SELECT change_seq, task_id, NULL, NULL, NULL, NULL, true
+           FROM task_tombstones
+           WHERE user_id = ${userId} AND (change_seq, task_id) > (${after.seq}, ${after.id}::uuid) AND NOT ${full}
+           ORDER BY change_seq, task_id LIMIT ${limit + 1})
+        ) AS c ON true`);
+      // (uuid order is the byte order of the lower-case hex text: compare code units, not locale.)
+      const merged = rows
+        .filter((row) => row.seq !== null && row.id !== null)
+        .sort((a, b) => Number(a.seq) - Number(b.seq) || ((a.id ?? '') < (b.id ?? '') ? -1 : 1))
+        .slice(0, limit + 1);
       const first = rows[0];
       const changes: ChangeBatch['changes'] = [];
-      for (const row of rows.slice(0, limit)) {
+      for (const row of merged.slice(0, limit)) {
         if (row.seq === null || row.id === null) continue;
         const position = { seq: Number(row.seq), id: row.id };
         changes.push({
@@ -78,7 +81,7 @@ export function createSyncQueries(sql: Sql) {
       }
       return {
         changes,
-        more: rows.length > limit,
+        more: merged.length > limit,
         head: Number(first?.head ?? 0),
         floor: Number(first?.floor ?? 0),
       };
