@@ -32,6 +32,28 @@ t.test('npm run token refuses without --sub, with one line', async (t) => {
   t.match((failure as { stderr: string }).stderr, /--sub is required/);
 });
 
+t.test('npm run token --sub alice (without --) explains the --', async (t) => {
+  const npm = (args: string[]) =>
+    run('npm', ['run', '-s', 'token', ...args], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', DATA_DIR: join(tmpdir(), 'todo-api-token-test'), SECRET_KEY: SECRET },
+    }).then(
+      () => ({ code: 0, stderr: '' }),
+      (err: { code: number; stderr: string }) => err,
+    );
+  const plain = await npm(['--sub', 'alice']);
+  t.equal(plain.code, 1);
+  t.match(plain.stderr, /npm took --sub for itself/);
+  t.match(plain.stderr, /Run: npm run token -- --sub alice$/m, 'the command to run instead');
+  const both = await npm(['--sub=alice', '--ttl', '15m']);
+  t.match(both.stderr, /Run: npm run token -- --sub alice --ttl 15m$/m);
+  const right = await run('npm', ['run', '-s', 'token', '--', '--sub', 'alice'], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', DATA_DIR: join(tmpdir(), 'todo-api-token-test'), SECRET_KEY: SECRET },
+  });
+  t.equal(createVerifier({ key: SECRET, algorithms: ['HS256'] })(right.stdout.trim()).sub, 'alice', 'with -- it works');
+});
+
 t.test('a .env file is read, and the real environment wins over it', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'todo-api-env-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
