@@ -65,3 +65,30 @@ t.test('a .env file is read, and the real environment wins over it', async (t) =
   t.equal(env.LOG_LEVEL, 'warn');
   t.same(readEnv({ A: '1' }, join(dir, 'missing.env')), { A: '1' }, 'no file, no change');
 });
+
+t.test('npm test: a concise summary with failures in full by default, the whole TAP stream with --tap', async (t) => {
+  t.setTimeout(180_000);
+  // DATABASE_URL set: the runner starts no embedded PostgreSQL (the sample needs none).
+  const runTests = (args: string[]) =>
+    run(process.execPath, ['--import', 'tsx', 'scripts/test.ts', ...args, 'test/fixtures/reporter-sample.ts'], {
+      cwd: ROOT,
+      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: process.env.HOME ?? '/root', DATABASE_URL: 'postgres://nobody@127.0.0.1:1/none' },
+    }).then(
+      ({ stdout }) => ({ code: 0, stdout }),
+      (err: { code: number; stdout: string }) => ({ code: err.code, stdout: err.stdout }),
+    );
+  const plain = (s: string) => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
+
+  const concise = await runTests([]);
+  t.equal(concise.code, 1, 'a failure exits non-zero');
+  const out = plain(concise.stdout);
+  t.match(out, /✖ a failing test > the failing assertion/, 'the failure, named');
+  t.match(out, /-3\n\s*\+2/, 'with its diff');
+  t.match(out, /Asserts:\s+1 pass\s+1 fail/, 'the summary');
+  t.notMatch(out, /^\s*(not )?ok \d+ - /m, 'no TAP lines: passing assertions are not listed');
+
+  const full = await runTests(['--tap']);
+  t.equal(full.code, 1);
+  t.match(full.stdout, /^\s+ok 1 - the passing assertion$/m, 'every assertion');
+  t.match(full.stdout, /^# \{ total: 2, pass: 1, fail: 1 \}$/m, "tap's summary line, which .ci/run counts");
+});
