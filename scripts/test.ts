@@ -45,7 +45,12 @@ function tapArguments(args: string[]): string[] {
 
 const tap = spawn(process.execPath, [join('node_modules', 'tap', 'dist', 'esm', 'run.mjs'), ...tapArguments(process.argv.slice(2))], {
   stdio: 'inherit',
-  env: { ...process.env, TEST_DATABASE_URL: url },
+  env: {
+    ...process.env,
+    TEST_DATABASE_URL: url,
+    // Piped (not a terminal), the terse reporter would print every progress frame; as in CI, print the last.
+    ...(!process.stdout.isTTY && process.env.CI === undefined && { CI: 'true' }),
+  },
 });
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
