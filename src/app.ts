@@ -5,6 +5,7 @@ import { PUBLIC_OPERATIONS, toRouteHandler, type Handlers, type OperationId } fr
 import { loadSpec, operationAt, requiresBearer } from './contract/spec.ts';
 import type { Sql } from './db/client.ts';
 import { createHealthHandlers } from './health/handlers.ts';
+import { createServiceHandlers } from './service/handlers.ts';
 import auth, { type AuthOptions } from './plugins/auth.ts';
 import cors from './plugins/cors.ts';
 import db from './plugins/db.ts';
@@ -142,7 +143,11 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     }
   });
 
-  const handlers: Handlers = { ...createHealthHandlers(options.sql), ...createTaskHandlers(options.sql) };
+  const handlers: Handlers = {
+    ...createServiceHandlers(spec.info.version),
+    ...createHealthHandlers(options.sql),
+    ...createTaskHandlers(options.sql),
+  };
 
   await app.register(openapiGlue, {
     specification: spec,

@@ -3,6 +3,7 @@ import t from 'tap';
 import { parse } from 'yaml';
 import { PUBLIC_OPERATIONS } from '../../src/contract/handlers.ts';
 import { createHealthHandlers } from '../../src/health/handlers.ts';
+import { createServiceHandlers } from '../../src/service/handlers.ts';
 import { createTaskHandlers } from '../../src/tasks/handlers.ts';
 import { spec } from '../contract.ts';
 import { build, databaseUrl } from '../helper.ts';
@@ -52,7 +53,7 @@ t.test('every protected operation documents its errors', async (t) => {
 t.test('the handler map covers exactly the contract\'s operations', async (t) => {
   const sql = postgres(databaseUrl(), { max: 1 });
   t.teardown(() => sql.end());
-  const handlers = { ...createHealthHandlers(sql), ...createTaskHandlers(sql) };
+  const handlers = { ...createServiceHandlers('1.0.0'), ...createHealthHandlers(sql), ...createTaskHandlers(sql) };
   t.same(Object.keys(handlers).sort(), operations.map(([, , op]) => op.operationId).sort());
 });
 
