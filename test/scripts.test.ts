@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createVerifier } from 'fast-jwt';
 import t from 'tap';
+import { parse } from 'yaml';
 import { readEnv } from '../src/config.ts';
 
 const run = promisify(execFile);
@@ -91,4 +92,31 @@ t.test('npm test: a concise summary with failures in full by default, the whole 
   t.equal(full.code, 1);
   t.match(full.stdout, /^\s+ok 1 - the passing assertion$/m, 'every assertion');
   t.match(full.stdout, /^# \{ total: 2, pass: 1, fail: 1 \}$/m, "tap's summary line, which .ci/run counts");
+});
+
+t.test('npm run contract:version sets one version everywhere, and --release makes it the released contract', async (t) => {
+  const { cpSync, mkdirSync, readFileSync } = await import('node:fs');
+  const dir = mkdtempSync(join(tmpdir(), 'todo-api-version-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  for (const file of ['openapi.yaml', 'package.json', 'package-lock.json', 'CHANGELOG.md', 'clients/typescript/package.json', 'contract/released.yaml']) {
+    mkdirSync(join(dir, file, '..'), { recursive: true });
+    cpSync(join(ROOT, file), join(dir, file));
+  }
+  const before = readFileSync(join(dir, 'openapi.yaml'), 'utf8');
+  const { stdout } = await run(process.execPath, ['--import', 'tsx', 'scripts/contract-version.ts', '9.8.7', '--release', '--root', dir], { cwd: ROOT });
+  t.match(stdout, /-> 9\.8\.7/);
+  const after = readFileSync(join(dir, 'openapi.yaml'), 'utf8');
+  t.equal((parse(after) as { info: { version: string } }).info.version, '9.8.7', 'openapi.yaml info.version');
+  t.equal(after.split('\n').filter((line, i) => line !== before.split('\n')[i]).length, 1, 'one line of openapi.yaml changed');
+  const json = (file: string) => JSON.parse(readFileSync(join(dir, file), 'utf8')) as { version: string; packages?: Record<string, { version?: string }> };
+  t.equal(json('package.json').version, '9.8.7');
+  t.equal(json('package-lock.json').version, '9.8.7');
+  t.equal(json('package-lock.json').packages?.['']?.version, '9.8.7');
+  t.equal(json('clients/typescript/package.json').version, '9.8.7');
+  t.match(readFileSync(join(dir, 'CHANGELOG.md'), 'utf8'), /^## 9\.8\.7\n\n\(What changed since \d+\.\d+\.\d+, for client teams\.\)\n\n## /m, 'a section above the last one');
+  t.equal(readFileSync(join(dir, 'contract/released.yaml'), 'utf8'), after, 'released');
+
+  const refused = await run(process.execPath, ['--import', 'tsx', 'scripts/contract-version.ts', 'v2', '--root', dir], { cwd: ROOT }).catch((e: { code: number; stderr: string }) => e);
+  t.equal((refused as { code: number }).code, 1);
+  t.match((refused as { stderr: string }).stderr, /usage: npm run contract:version -- <MAJOR\.MINOR\.PATCH>/);
 });
