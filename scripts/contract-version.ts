@@ -1,7 +1,7 @@
 /**
  * `npm run contract:version -- 1.1.0 [--release]`: one version everywhere it is kept:
  * openapi.yaml's info.version, package.json (and its lock), clients/typescript/package.json,
- * and a CHANGELOG.md section to fill in. `--release` also makes this contract the released
+ * and a CHANGELOG.md section (its "Unreleased" one, renamed, or a new one to fill in). `--release` also makes this contract the released
  * one (contract/released.yaml), the base of `npm run check:breaking`.
  */
 import { execFileSync } from 'node:child_process';
@@ -39,7 +39,10 @@ try {
 
   const changelogFile = join(root, 'CHANGELOG.md');
   const changelog = readFileSync(changelogFile, 'utf8');
-  if (!new RegExp(`^## ${version.replace(/\./g, '\\.')}\\s*$`, 'm').test(changelog)) {
+  if (/^## Unreleased[ \t]*$/m.test(changelog)) {
+    // What was collected under "Unreleased" becomes this version's section.
+    writeFileSync(changelogFile, changelog.replace(/^## Unreleased[ \t]*$/m, `## ${version}`));
+  } else if (!new RegExp(`^## ${version.replace(/\./g, '\\.')}\\s*$`, 'm').test(changelog)) {
     const at = changelog.search(/^## /m);
     const section = `## ${version}\n\n(What changed since ${current}, for client teams.)\n\n`;
     writeFileSync(changelogFile, at < 0 ? `${changelog.trimEnd()}\n\n${section}` : changelog.slice(0, at) + section + changelog.slice(at));

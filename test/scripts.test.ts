@@ -113,7 +113,10 @@ t.test('npm run contract:version sets one version everywhere, and --release make
   t.equal(json('package-lock.json').version, '9.8.7');
   t.equal(json('package-lock.json').packages?.['']?.version, '9.8.7');
   t.equal(json('clients/typescript/package.json').version, '9.8.7');
-  t.match(readFileSync(join(dir, 'CHANGELOG.md'), 'utf8'), /^## 9\.8\.7\n\n\(What changed since \d+\.\d+\.\d+, for client teams\.\)\n\n## /m, 'a section above the last one');
+  const changelog = readFileSync(join(dir, 'CHANGELOG.md'), 'utf8');
+  t.match(changelog, /^## 9\.8\.7\n\n\S/m, 'a CHANGELOG.md section for the version');
+  t.notMatch(changelog, /^## Unreleased/m, '(the "Unreleased" one, renamed, when there is one)');
+  t.match(changelog, /^## 1\.0\.0$/m, 'the earlier ones stay');
   t.equal(readFileSync(join(dir, 'contract/released.yaml'), 'utf8'), after, 'released');
 
   const refused = await run(process.execPath, ['--import', 'tsx', 'scripts/contract-version.ts', 'v2', '--root', dir], { cwd: ROOT }).catch((e: { code: number; stderr: string }) => e);
