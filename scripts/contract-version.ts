@@ -1,7 +1,8 @@
 /**
  * `npm run contract:version -- 1.1.0 [--release]`: one version everywhere it is kept:
  * openapi.yaml's info.version, package.json (and its lock), clients/typescript/package.json,
- * and a CHANGELOG.md section (its "Unreleased" one, renamed, or a new one to fill in). `--release` also makes this contract the released
+ * and a CHANGELOG.md section (its "Unreleased" one, renamed, or a new one to fill in).
+ * `--release` also makes this contract the released
  * one (contract/released.yaml), the base of `npm run check:breaking`.
  */
 import { execFileSync } from 'node:child_process';
