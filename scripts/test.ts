@@ -3,7 +3,8 @@
  * when set; otherwise starts an embedded PostgreSQL in a fresh temporary
  * directory on a free port, and removes it afterwards. Each test file then works
  * in a schema of its own (test/helper.ts). Arguments go to tap, e.g.
- * `npm test -- test/tasks/crud.test.ts`.
+ * `npm test -- test/tasks/crud.test.ts`. Prints a concise summary (failures in
+ * full); `npm test -- --tap` prints the whole TAP stream.
  */
 import { spawn } from 'node:child_process';
 import { rm } from 'node:fs/promises';
@@ -30,9 +31,26 @@ if (!url) {
   console.log(`# embedded PostgreSQL ready on port ${embedded.port} in ${Date.now() - started} ms`);
 }
 
-const tap = spawn(process.execPath, [join('node_modules', 'tap', 'dist', 'esm', 'run.mjs'), ...process.argv.slice(2)], {
+/**
+ * Concise by default: tap's terse reporter (a summary, failures in full). `--tap` gives the
+ * full TAP stream (what CI parses); a --reporter of your own wins over both.
+ */
+function tapArguments(args: string[]): string[] {
+  const rest = args.filter((a) => a !== '--tap');
+  if (rest.some((a) => a === '-R' || a.startsWith('--reporter'))) return rest;
+  if (rest.length !== args.length) return ['--reporter=tap', ...rest];
+  const coverage = rest.some((a) => a.startsWith('--coverage-report')) ? [] : ['--coverage-report=text-summary'];
+  return ['--reporter=terse', ...coverage, ...rest];
+}
+
+const tap = spawn(process.execPath, [join('node_modules', 'tap', 'dist', 'esm', 'run.mjs'), ...tapArguments(process.argv.slice(2))], {
   stdio: 'inherit',
-  env: { ...process.env, TEST_DATABASE_URL: url },
+  env: {
+    ...process.env,
+    TEST_DATABASE_URL: url,
+    // Piped (not a terminal), the terse reporter would print every progress frame; as in CI, print the last.
+    ...(!process.stdout.isTTY && process.env.CI === undefined && { CI: 'true' }),
+  },
 });
 
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {

@@ -18,7 +18,28 @@ function seconds(ttl: string): number {
   return Number(match[1]) * unit;
 }
 
+/**
+ * `npm run token --sub alice` (without `--`) hands --sub to npm, not to this script:
+ * npm sets npm_config_sub and passes "alice" on alone. Say so instead of failing oddly.
+ */
+function optionsTakenByNpm(env: NodeJS.ProcessEnv, argv: string[]): string | undefined {
+  // --sub is always needed, and npm has no option of that name: its presence is the sign.
+  if (env.npm_config_sub === undefined) return undefined;
+  const taken = ['sub', 'email', 'ttl'].filter((o) => env[`npm_config_${o}`] !== undefined);
+  const positional = [...argv];
+  const args = taken.flatMap((o) => {
+    const v = env[`npm_config_${o}`];
+    return [`--${o}`, v === 'true' || v === '' ? (positional.shift() ?? '<value>') : (v ?? '')];
+  });
+  return (
+    `npm took ${taken.map((o) => `--${o}`).join(', ')} for itself: options after "npm run token" go to npm unless a "--" comes first.\n` +
+    `Run: npm run token -- ${args.join(' ')}`
+  );
+}
+
 try {
+  const npmTookThem = optionsTakenByNpm(process.env, process.argv.slice(2));
+  if (npmTookThem !== undefined) throw new Error(npmTookThem);
   const { values } = parseArgs({
     options: {
       sub: { type: 'string' },

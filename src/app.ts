@@ -5,6 +5,7 @@ import { PUBLIC_OPERATIONS, STREAMING_OPERATIONS, toRouteHandler, type Handlers,
 import { headerParameters, loadSpec, operationAt, requiresBearer } from './contract/spec.ts';
 import type { Sql } from './db/client.ts';
 import { createHealthHandlers } from './health/handlers.ts';
+import { createServiceHandlers } from './service/handlers.ts';
 import auth, { type AuthOptions } from './plugins/auth.ts';
 import { clientErrorHandler, frameworkErrors } from './plugins/client-errors.ts';
 import jsonBody from './plugins/json-body.ts';
@@ -142,6 +143,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
 
   const handlers: Handlers = {
+    ...createServiceHandlers(spec.info.version),
     ...createHealthHandlers(options.sql),
     ...createTaskHandlers(options.sql),
     ...createSyncHandlers(options.sql, { retentionDays: syncRetentionDays }),

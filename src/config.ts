@@ -57,6 +57,8 @@ export class ConfigError extends Error {
 }
 
 export const MIN_SECRET_LENGTH = 32;
+/** Without CORS_ORIGINS outside production: the usual local dev servers (Next.js/CRA on 3000, Vite on 5173). */
+export const DEV_CORS_ORIGINS = ['http://localhost:3000', 'http://localhost:5173', 'http://127.0.0.1:3000', 'http://127.0.0.1:5173'];
 const ENVIRONMENTS: readonly Environment[] = ['development', 'test', 'production'];
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -119,7 +121,7 @@ export function loadConfig(env: Env = readEnv()): Config {
     issuer: value('JWT_ISSUER'),
     audience: audiences('JWT_AUDIENCE', value('JWT_AUDIENCE')),
     clockToleranceS: seconds('JWT_CLOCK_TOLERANCE_S', value('JWT_CLOCK_TOLERANCE_S') ?? '5'),
-    corsOrigins: origins('CORS_ORIGINS', value('CORS_ORIGINS') ?? 'http://localhost:3000'),
+    corsOrigins: origins('CORS_ORIGINS', value('CORS_ORIGINS') ?? (environment === 'production' ? '' : DEV_CORS_ORIGINS.join(','))),
     logLevel: oneOf('LOG_LEVEL', (value('LOG_LEVEL') ?? 'info').toLowerCase(), LOG_LEVELS),
     operationDeadlineMs: milliseconds('OPERATION_DEADLINE_MS', value('OPERATION_DEADLINE_MS') ?? '10000', 100, 600_000),
     syncRetentionDays: days('SYNC_RETENTION_DAYS', value('SYNC_RETENTION_DAYS') ?? '30'),

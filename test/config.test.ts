@@ -7,10 +7,24 @@ t.test('defaults', async (t) => {
   const c = loadConfig({});
   t.same(
     { port: c.port, host: c.host, environment: c.environment, cors: c.corsOrigins, log: c.logLevel, tolerance: c.clockToleranceS },
-    { port: 8000, host: '127.0.0.1', environment: 'development', cors: ['http://localhost:3000'], log: 'info', tolerance: 5 },
+    {
+      port: 8000,
+      host: '127.0.0.1',
+      environment: 'development',
+      cors: ['http://localhost:3000', 'http://localhost:5173', 'http://127.0.0.1:3000', 'http://127.0.0.1:5173'],
+      log: 'info',
+      tolerance: 5,
+    },
   );
   t.equal(c.secretKey, undefined);
   t.equal(c.databaseUrl, undefined);
+});
+
+t.test('CORS_ORIGINS unset: the local dev servers outside production, no origin in production', async (t) => {
+  const dev = ['http://localhost:3000', 'http://localhost:5173', 'http://127.0.0.1:3000', 'http://127.0.0.1:5173'];
+  t.same(loadConfig({ ENVIRONMENT: 'test' }).corsOrigins, dev);
+  t.same(loadConfig({ ENVIRONMENT: 'production', SECRET_KEY: SECRET }).corsOrigins, []);
+  t.same(loadConfig({ CORS_ORIGINS: 'https://app.example' }).corsOrigins, ['https://app.example'], 'set: exactly what it lists');
 });
 
 t.test('each bad variable is refused by name', async (t) => {

@@ -11,7 +11,7 @@ import type { operations } from '../generated/openapi.ts';
 export type OperationId = keyof operations;
 
 /** Operations reachable without a token (checked against the spec when the app is built). */
-export const PUBLIC_OPERATIONS = ['getHealth', 'getLiveness'] as const satisfies readonly OperationId[];
+export const PUBLIC_OPERATIONS = ['getIndex', 'getHealth', 'getLiveness'] as const satisfies readonly OperationId[];
 type PublicOperation = (typeof PUBLIC_OPERATIONS)[number];
 
 /** The authenticated user, from the token. */

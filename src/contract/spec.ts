@@ -15,6 +15,7 @@ export interface OpenApiOperation {
 
 export interface OpenApiDocument {
   openapi: string;
+  info: { title: string; version: string; [key: string]: unknown };
   security?: Array<Record<string, string[]>>;
   paths: Record<string, Record<string, OpenApiOperation | unknown>>;
   components: Record<string, Record<string, unknown>>;

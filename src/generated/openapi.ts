@@ -4,6 +4,28 @@
  */
 
 export interface paths {
+    "/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /**
+         * Where to start
+         * @description Public (no token). The service's name, the contract's version, and links to the
+         *     interactive reference (`/docs`), the contract (`/openapi.yaml`) and the health
+         *     check (`/health`).
+         */
+        get: operations["getIndex"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/health": {
         parameters: {
             query?: never;
@@ -463,6 +485,42 @@ export interface components {
             has_more: boolean;
         };
         /**
+         * @description The service's name and version, and where to go next.
+         * @example {
+         *       "name": "todo-api",
+         *       "version": "1.0.0",
+         *       "links": {
+         *         "docs": "/docs",
+         *         "openapi": "/openapi.yaml",
+         *         "health": "/health"
+         *       }
+         *     }
+         */
+        ServiceIndex: {
+            /** @description The service. */
+            name: string;
+            /** @description The version of the contract it serves (`info.version`). */
+            version: string;
+            /** @description Where to go next, as paths on this server. */
+            links: {
+                /**
+                 * Format: uri-reference
+                 * @description The interactive API reference.
+                 */
+                docs: string;
+                /**
+                 * Format: uri-reference
+                 * @description The contract, openapi.yaml.
+                 */
+                openapi: string;
+                /**
+                 * Format: uri-reference
+                 * @description The health check.
+                 */
+                health: string;
+            };
+        };
+        /**
          * @description The state of the service and its database.
          * @example {
          *       "status": "ok",
@@ -548,7 +606,8 @@ export interface components {
          */
         ErrorBody: {
             /**
-             * @description A stable, machine-readable code; branch on this.
+             * @description A stable, machine-readable code; branch on this. New codes may be added in a
+             *     minor version of the contract: handle a code you do not know by the HTTP status.
              * @enum {string}
              */
             code: "VALIDATION_ERROR" | "MALFORMED_REQUEST" | "NOT_AUTHENTICATED" | "INVALID_TOKEN" | "TOKEN_EXPIRED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PRECONDITION_FAILED" | "SYNC_EXPIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "TOO_MANY_STREAMS" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "RATE_LIMITED";
@@ -883,6 +942,26 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    getIndex: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Where to go next. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServiceIndex"];
+                };
+            };
+        };
+    };
     getHealth: {
         parameters: {
             query?: never;

@@ -8,6 +8,16 @@ import fp from 'fastify-plugin';
  */
 async function cors(app: FastifyInstance, options: { origins: string[] }): Promise<void> {
   const allowed = new Set(options.origins);
+  // A refused preflight is the first thing a frontend developer hits: say what would allow it.
+  app.addHook('onRequest', async (request) => {
+    const origin = request.headers.origin;
+    if (request.method === 'OPTIONS' && origin !== undefined && request.headers['access-control-request-method'] !== undefined && !allowed.has(origin)) {
+      request.log.info(
+        { origin, variable: 'CORS_ORIGINS' },
+        `CORS preflight refused for origin ${origin}: add it to CORS_ORIGINS (comma-separated exact origins) to allow it`,
+      );
+    }
+  });
   await app.register(fastifyCors, {
     origin: (origin, callback) => callback(null, origin !== undefined && allowed.has(origin)),
     credentials: true,

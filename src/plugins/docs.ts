@@ -19,7 +19,7 @@ async function docs(app: FastifyInstance): Promise<void> {
     reply.type('application/json; charset=utf-8').send(json),
   );
 
-  await app.register(fastifySwagger, { mode: 'static', specification: { document: document as never } });
+  await app.register(fastifySwagger, { mode: 'static', specification: { document: forReaders(loadSpec()) as never } });
   await app.register(fastifySwaggerUi, {
     routePrefix: '/docs',
     uiConfig: { persistAuthorization: true, displayRequestDuration: true, tryItOutEnabled: true },
@@ -29,6 +29,24 @@ async function docs(app: FastifyInstance): Promise<void> {
       "default-src 'self'; base-uri 'self'; connect-src 'self'; font-src 'self' data:; frame-ancestors 'self'; " +
       "img-src 'self' data:; object-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; form-action 'self'",
   });
+}
+
+/**
+ * The reference page's copy of the contract: Swagger UI shows a string schema's
+ * `pattern` as its format, and a regular expression tells a reader less than the
+ * schema's description, which says the same rule in words. Validation and
+ * /openapi.yaml keep the patterns.
+ */
+export function forReaders<T>(node: T): T {
+  if (Array.isArray(node)) return node.map(forReaders) as T;
+  if (node === null || typeof node !== 'object') return node;
+  const schema = node as Record<string, unknown>;
+  const isStringSchema = schema.type === 'string' && typeof schema.pattern === 'string';
+  return Object.fromEntries(
+    Object.entries(schema)
+      .filter(([key]) => !(isStringSchema && key === 'pattern'))
+      .map(([key, value]) => [key, forReaders(value)]),
+  ) as T;
 }
 
 export default fp(docs, { name: 'docs', fastify: '5.x' });

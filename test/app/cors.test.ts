@@ -1,5 +1,7 @@
 import type { FastifyInstance } from 'fastify';
+import pino from 'pino';
 import t from 'tap';
+import { loadConfig } from '../../src/config.ts';
 import { build, ORIGIN } from '../helper.ts';
 
 const EVIL = 'http://evil.example';
@@ -117,4 +119,37 @@ t.test('Location is exposed to the browser', async (t) => {
   t.equal(res.statusCode, 201);
   t.type(res.headers.location, 'string');
   t.ok(list(res.headers['access-control-expose-headers']).includes('location'), 'Location is in Access-Control-Expose-Headers');
+});
+
+t.test('without CORS_ORIGINS in development, the local dev servers pass a preflight (Vite, Next.js; localhost and 127.0.0.1)', async (t) => {
+  const { app } = await build(t, { corsOrigins: loadConfig({ ENVIRONMENT: 'development' }).corsOrigins });
+  for (const origin of ['http://localhost:5173', 'http://127.0.0.1:5173', 'http://localhost:3000', 'http://127.0.0.1:3000']) {
+    const res = await preflight(app, origin);
+    t.equal(res.statusCode, 204, `${origin}: 204`);
+    t.equal(res.headers['access-control-allow-origin'], origin, `${origin}: allowed`);
+  }
+  const other = await preflight(app, 'http://localhost:8080');
+  t.equal(other.headers['access-control-allow-origin'], undefined, 'another port is not');
+});
+
+t.test('a refused preflight is logged at info with the origin and the variable that would allow it', async (t) => {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const { app } = await build(t, { loggerInstance: logger });
+  await preflight(app, EVIL);
+  const refused = lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('CORS preflight refused'));
+  t.equal(refused.length, 1, 'one line');
+  t.equal(refused[0]?.level, 30, 'at info');
+  t.equal(refused[0]?.origin, EVIL);
+  t.equal(refused[0]?.variable, 'CORS_ORIGINS');
+  t.match(refused[0]?.msg, /add it to CORS_ORIGINS/);
+
+  lines.splice(0);
+  await preflight(app, ORIGIN);
+  await app.inject({ method: 'GET', url: '/health', headers: { origin: EVIL } });
+  t.same(
+    lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('CORS')),
+    [],
+    'nothing for an allowed preflight or a simple request',
+  );
 });

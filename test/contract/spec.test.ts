@@ -3,6 +3,7 @@ import t from 'tap';
 import { parse } from 'yaml';
 import { PUBLIC_OPERATIONS, STREAMING_OPERATIONS } from '../../src/contract/handlers.ts';
 import { createHealthHandlers } from '../../src/health/handlers.ts';
+import { createServiceHandlers } from '../../src/service/handlers.ts';
 import { createSyncHandlers } from '../../src/sync/handlers.ts';
 import { createTaskHandlers } from '../../src/tasks/handlers.ts';
 import { spec } from '../contract.ts';
@@ -54,7 +55,12 @@ t.test('every protected operation documents its errors', async (t) => {
 t.test('the handler map covers exactly the contract\'s operations', async (t) => {
   const sql = postgres(databaseUrl(), { max: 1 });
   t.teardown(() => sql.end());
-  const handlers = { ...createHealthHandlers(sql), ...createTaskHandlers(sql), ...createSyncHandlers(sql, { retentionDays: 30 }) };
+  const handlers = {
+    ...createServiceHandlers('1.0.0'),
+    ...createHealthHandlers(sql),
+    ...createTaskHandlers(sql),
+    ...createSyncHandlers(sql, { retentionDays: 30 }),
+  };
   t.same([...Object.keys(handlers), ...STREAMING_OPERATIONS].sort(), operations.map(([, , op]) => op.operationId).sort());
 });
 

@@ -1,0 +1,132 @@
+/**
+ * `npm run mock` (Stoplight Prism on openapi.yaml alone): started as a frontend
+ * developer would, with no database. Every operation of the contract answers with
+ * its documented example, valid against the contract; error examples are reachable
+ * with Prism's `Prefer` header, and a missing token is the contract's 401.
+ */
+import { spawn } from 'node:child_process';
+import t from 'tap';
+import { freePort } from '../../src/dev/embedded.ts';
+import { HTTP_METHODS, operationAt } from '../../src/contract/spec.ts';
+import { contractProblems, spec } from '../contract.ts';
+
+type Any = Record<string, any>;
+const ROOT = new URL('../../', import.meta.url).pathname;
+
+const deref = (v: any): any => {
+  const ref = v?.$ref as string | undefined;
+  if (!ref) return v;
+  return deref(ref.slice(2).split('/').reduce((node: any, key) => node?.[key], spec));
+};
+
+/** A value the contract documents for a parameter: its example, else its schema's. */
+function exampleFor(parameter: Any): string {
+  const p = deref(parameter);
+  const schema = deref(p.schema) ?? {};
+  const value = p.example ?? schema.examples?.[0] ?? schema.default ?? schema.enum?.[0] ?? 'x';
+  return String(value);
+}
+
+/** Every operation with a request the contract documents: path, required query parameters and body from its examples. */
+const requests = Object.keys(spec.paths).flatMap((template) =>
+  HTTP_METHODS.flatMap((method) => {
+    const op = operationAt(spec, template, method) as Any | undefined;
+    if (!op) return [];
+    const params = [...((spec.paths[template] as Any).parameters ?? []), ...(op.parameters ?? [])].map(deref);
+    let path = template;
+    const query = new URLSearchParams();
+    for (const p of params) {
+      if (p.in === 'path') path = path.replace(`{${p.name}}`, encodeURIComponent(exampleFor(p)));
+      if (p.in === 'query' && p.required) query.set(p.name, exampleFor(p));
+    }
+    const media = deref(op.requestBody)?.content?.['application/json'];
+    const bodyExample = media ? deref(Object.values<Any>(media.examples ?? {})[0])?.value ?? media.example : undefined;
+    const url = query.size > 0 ? `${path}?${query}` : path;
+    return [{ operationId: op.operationId as string, method: method.toUpperCase(), url, body: bodyExample, op }];
+  }),
+);
+
+/** The first 2xx response and the examples the contract documents for it (the media type's, then its schema's). */
+function success(op: Any): { status: number; examples: unknown[] } {
+  const [status, response] = Object.entries<Any>(op.responses).find(([s]) => s.startsWith('2')) ?? ['204', {}];
+  const media = deref(response)?.content?.['application/json'];
+  const examples = [...Object.values<Any>(media?.examples ?? {}).map((e) => deref(e).value), ...(deref(media?.schema)?.examples ?? [])];
+  return { status: Number(status), examples };
+}
+
+const port = await freePort();
+const base = `http://127.0.0.1:${port}`;
+const mock = spawn(process.execPath, ['--import', 'tsx', 'scripts/mock.ts', '--port', String(port)], {
+  cwd: ROOT,
+  // No DATABASE_URL, no secret: the mock needs neither.
+  env: { PATH: process.env.PATH, HOME: process.env.HOME, NO_COLOR: '1' },
+  stdio: ['ignore', 'pipe', 'pipe'],
+});
+let output = '';
+mock.stdout.on('data', (d: Buffer) => (output += d.toString()));
+mock.stderr.on('data', (d: Buffer) => (output += d.toString()));
+const exited = new Promise<void>((resolve) => mock.on('exit', () => resolve()));
+t.teardown(async () => {
+  mock.kill('SIGTERM');
+  await exited;
+});
+
+await new Promise<void>((resolve, reject) => {
+  const timer = setTimeout(() => reject(new Error(`the mock did not start within 60 s:\n${output}`)), 60_000);
+  const check = setInterval(() => {
+    if (output.includes(`Prism is listening on ${base}`)) {
+      clearInterval(check);
+      clearTimeout(timer);
+      resolve();
+    }
+  }, 100);
+  mock.on('exit', (code) => reject(new Error(`the mock exited with ${code}:\n${output}`)));
+});
+
+async function send(method: string, url: string, headers: Record<string, string>, body?: unknown) {
+  const res = await fetch(base + url, {
+    method,
+    headers: { ...(body !== undefined && { 'content-type': 'application/json' }), ...headers },
+    ...(body !== undefined && { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  const received = { method, url, statusCode: res.status, headers: Object.fromEntries(res.headers), body: text };
+  return { ...received, problems: contractProblems(received) };
+}
+
+t.test('every operation answers with its documented example, valid against the contract', async (t) => {
+  t.ok(requests.length >= 7, `${requests.length} operations`);
+  for (const { operationId, method, url, body, op } of requests) {
+    const res = await send(method, url, { authorization: 'Bearer anything-goes' }, body);
+    const expected = success(op);
+    t.equal(res.statusCode, expected.status, `${operationId}: ${method} ${url} -> ${res.statusCode}`);
+    t.same(res.problems, [], `${operationId}: the response conforms to openapi.yaml`);
+    if (expected.examples.length > 0) {
+      const body = JSON.parse(res.body) as unknown;
+      // Prism takes the schema's examples before the media type's on OpenAPI 3.1: either is documented.
+      t.ok(expected.examples.some((e) => JSON.stringify(e) === JSON.stringify(body)), `${operationId}: one of its documented examples`);
+    }
+  }
+});
+
+t.test('error examples: Prefer code= and example=, and a missing token', async (t) => {
+  const id = '6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b';
+  const notFound = await send('GET', `/api/tasks/${id}`, { authorization: 'Bearer x', prefer: 'code=404' });
+  t.equal(notFound.statusCode, 404);
+  t.same(notFound.problems, [], '404 conforms');
+  t.equal(JSON.parse(notFound.body).error.code, 'NOT_FOUND');
+
+  const expired = await send('GET', '/api/tasks', { authorization: 'Bearer x', prefer: 'code=401, example=expired' });
+  t.equal(expired.statusCode, 401);
+  t.same(expired.problems, [], '401 conforms (with WWW-Authenticate)');
+  t.equal(JSON.parse(expired.body).error.code, 'TOKEN_EXPIRED');
+
+  const invalid = await send('POST', '/api/tasks', { authorization: 'Bearer x', prefer: 'code=400, example=validation' }, { title: 'x' });
+  t.equal(invalid.statusCode, 400);
+  t.same(invalid.problems, [], '400 conforms');
+  t.equal(JSON.parse(invalid.body).error.code, 'VALIDATION_ERROR');
+
+  const anonymous = await send('GET', '/api/tasks', {});
+  t.equal(anonymous.statusCode, 401, 'no token: 401');
+  t.same(anonymous.problems, [], 'the 401 conforms');
+});

@@ -1,0 +1,178 @@
+/**
+ * The breaking-change guard (`npm run check:breaking`): fixture contracts made from
+ * contract/released.yaml with one change each. Every breaking one must be caught, with a
+ * finding that names it; compatible ones must pass; a major bump lets a break through.
+ */
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { parse, stringify } from 'yaml';
+import { checkBreaking, ownFindings, type Verdict } from '../../scripts/check-breaking.ts';
+
+const RELEASED = new URL('../../contract/released.yaml', import.meta.url).pathname;
+const released = () => parse(readFileSync(RELEASED, 'utf8')) as Record<string, any>;
+type Doc = Record<string, any>;
+
+const breaking: Array<[string, (s: Doc) => void, RegExp]> = [
+  ['a removed operation', (s) => delete s.paths['/api/tasks/{id}'].put, /PUT \/api\/tasks\/\{id\}: \[prevent operation removal\]/],
+  [
+    'a removed response field',
+    (s) => {
+      const task = s.components.schemas.Task;
+      delete task.properties.user_id;
+      task.required = task.required.filter((f: string) => f !== 'user_id');
+    },
+    /cannot remove response property 'user_id'/,
+  ],
+  ['a removed enum value (request and response)', (s) => (s.components.schemas.TaskStatus.enum = ['pending']), /cannot remove enum option 'completed'/],
+  [
+    'a removed enum value (a response error code)',
+    (s) => {
+      const code = s.components.schemas.ErrorBody.properties.code;
+      code.enum = code.enum.filter((c: string) => c !== 'FORBIDDEN');
+    },
+    /\[removed response enum value\] .*"FORBIDDEN" removed/,
+  ],
+  [
+    'a new required query parameter',
+    (s) => s.paths['/api/tasks'].get.parameters.push({ name: 'view', in: 'query', required: true, schema: { type: 'string' } }),
+    /GET \/api\/tasks: \[.*required query parameter.*\]|GET \/api\/tasks: \[.*\] .*view/,
+  ],
+  [
+    'a new required request field',
+    (s) => {
+      const create = s.components.schemas.CreateTaskRequest;
+      create.properties.due = { type: 'string', format: 'date' };
+      create.required = [...create.required, 'due'];
+    },
+    /POST \/api\/tasks: .*due/,
+  ],
+  ['a narrowed type', (s) => (s.components.parameters.Cursor.schema.type = 'integer'), /query parameter 'cursor' not be narrowed/],
+  ['a narrowed request constraint', (s) => (s.components.schemas.TaskTitle.maxLength = 100), /\[narrowed request constraint\] request body \(application\/json\)\.title: maxLength 500 -> 100/],
+  [
+    'a changed status code',
+    (s) => {
+      const responses = s.paths['/api/tasks'].post.responses;
+      responses['200'] = responses['201'];
+      delete responses['201'];
+    },
+    /POST \/api\/tasks: \[prevent response status code removal\] must not remove response status code 201/,
+  ],
+  ['a removed request field', (s) => delete s.components.schemas.UpdateTaskRequest.properties.status, /PATCH \/api\/tasks\/\{id\}: \[removed request field\] .*'status'/],
+  [
+    'a removed enum value inside a response union (FieldError.in, in details)',
+    (s) => (s.components.schemas.FieldError.properties.in.enum = ['body', 'query']),
+    /\[removed response enum value\] .*"path" removed/,
+  ],
+  ['a removed required response header', (s) => delete s.paths['/api/tasks'].post.responses['201'].headers, /POST \/api\/tasks: \[removed response header\] .*Location/],
+];
+
+/** What the contract grows by without breaking anyone: all of it at once must pass. */
+function additive(s: Doc): void {
+  s.components.schemas.CreateTaskRequest.properties.notes = { type: 'string', maxLength: 2000 };
+  s.components.schemas.Task.properties.etag = { type: 'string' };
+  s.components.schemas.ErrorBody.properties.code.enum.push('CONFLICT', 'PRECONDITION_FAILED');
+  s.components.schemas.FieldError.properties.in.enum.push('header'); // inside the details union
+
+  s.paths['/api/tasks'].post.parameters = [{ name: 'Idempotency-Key', in: 'header', required: false, schema: { type: 'string', maxLength: 255 } }];
+  s.paths['/api/tasks'].post.responses['409'] = { $ref: '#/components/responses/Forbidden' };
+  s.paths['/api/tasks'].get.parameters.push({ name: 'q', in: 'query', required: false, schema: { type: 'string' } });
+  s.paths['/api/tags'] = {
+    get: {
+      operationId: 'listTags',
+      responses: { '200': { description: 'The tags.', content: { 'application/json': { schema: { type: 'array', items: { type: 'string' } } } } } },
+    },
+  };
+}
+
+// Each comparison takes a few seconds of CPU (more on a busy machine).
+t.setTimeout(400_000);
+const dir = await mkdtemp(join(tmpdir(), 'todo-api-breaking-'));
+t.teardown(() => rm(dir, { recursive: true, force: true }));
+let n = 0;
+async function fixture(change: (s: Doc) => void, version?: string): Promise<string> {
+  const s = released();
+  change(s);
+  if (version !== undefined) s.info.version = version;
+  const file = join(dir, `fixture-${++n}.yaml`);
+  await writeFile(file, stringify(s));
+  return file;
+}
+const report = (v: Verdict) => v.breaking.map((f) => `${f.operation}: [${f.rule}] ${f.message}`).join('\n');
+const changelog = async (text: string) => {
+  const file = join(dir, `CHANGELOG-${++n}.md`);
+  await writeFile(file, text);
+  return file;
+};
+
+t.test('each breaking change fails the guard, named in its findings', async (t) => {
+  for (const [name, change, expected] of breaking) {
+    const v = await checkBreaking({ released: RELEASED, current: await fixture(change) });
+    t.equal(v.ok, false, `${name}: fails`);
+    t.match(report(v), expected, `${name}: reported`);
+  }
+});
+
+t.test('compatible changes pass: new optional field/parameter/header, operation, status, error code', async (t) => {
+  const v = await checkBreaking({ released: RELEASED, current: await fixture(additive) });
+  t.equal(report(v), '', 'no breaking change found');
+  t.same(v.problems, []);
+  t.equal(v.ok, true);
+});
+
+t.test('a major bump lets a breaking change through; a minor one does not', async (t) => {
+  t.setTimeout(120_000);
+  const log = await changelog('# Changelog\n\n## 2.0.0\n\nRemoved PUT.\n\n## 1.1.0\n\nStuff.\n');
+  const removePut = (s: Doc) => delete s.paths['/api/tasks/{id}'].put;
+  const major = await checkBreaking({ released: RELEASED, current: await fixture(removePut, '2.0.0'), changelog: log });
+  t.equal(major.ok, true, '2.0.0 passes');
+  t.match(report(major), /prevent operation removal/, 'and still lists the break');
+  const minor = await checkBreaking({ released: RELEASED, current: await fixture(removePut, '1.1.0'), changelog: log });
+  t.equal(minor.ok, false, '1.1.0 fails');
+});
+
+t.test('versions: semver, never lower, and a CHANGELOG.md section for a new one', async (t) => {
+  t.setTimeout(120_000);
+  const none = () => {};
+  const withSection = await changelog('## 1.1.0\n\nNew things.\n');
+  const v1 = await checkBreaking({ released: RELEASED, current: await fixture(additive, '1.1.0'), changelog: withSection });
+  t.same([v1.ok, v1.problems], [true, []], '1.1.0 with a changelog section passes');
+  const v2 = await checkBreaking({ released: RELEASED, current: await fixture(none, '1.1.0'), changelog: await changelog('## 1.0.0\n') });
+  t.match(v2.problems, [/CHANGELOG\.md has no "## 1\.1\.0" section/]);
+  t.equal(v2.ok, false);
+  const v3 = await checkBreaking({ released: RELEASED, current: await fixture(none, 'v1.1') });
+  t.match(v3.problems, [/"v1\.1" is not semver/]);
+  const v4 = await checkBreaking({ released: RELEASED, current: await fixture(none, '0.9.0') });
+  t.match(v4.problems, [/lower than the released/]);
+});
+
+t.test('our own rules on their own: request narrowing, yes; response widening, no', async (t) => {
+  const before = released();
+  const after = released();
+  after.components.schemas.TaskTitle.maxLength = 1000; // widened: fine
+  after.components.parameters.Limit.schema.maximum = 50; // narrowed
+  after.components.schemas.Task.properties.title = { type: 'string', maxLength: 10 }; // a response may narrow
+  t.same(
+    ownFindings(before, after).map((f) => `${f.operation}: ${f.message}`),
+    ["GET /api/tasks: query parameter 'limit': maximum 100 -> 50"],
+  );
+});
+
+t.test('npm run check:breaking passes on the repository and names the versions', async (t) => {
+  t.setTimeout(120_000);
+  const res = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/check-breaking.ts'], { encoding: 'utf8' });
+  t.equal(res.status, 0, res.stdout + res.stderr);
+  t.match(res.stdout, /^check:breaking: ok \(1\.0\.0 -> \d+\.\d+\.\d+\)/m);
+});
+
+t.test('the command fails (non-zero) on a breaking fixture', async (t) => {
+  t.setTimeout(120_000);
+  const current = await fixture((s) => delete s.paths['/api/tasks/{id}'].delete);
+  const res = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/check-breaking.ts', '--current', current], { encoding: 'utf8' });
+  t.equal(res.status, 1);
+  t.match(res.stdout, /DELETE \/api\/tasks\/\{id\}: \[prevent operation removal\]/);
+  t.match(res.stdout, /raise info\.version's major number/);
+});

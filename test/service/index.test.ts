@@ -1,0 +1,51 @@
+/**
+ * The first hour of a frontend developer: GET / says where to go, and the /docs page
+ * reads as prose (no regular expressions as formats, no Markdown backticks in the
+ * servers list, the version the package has).
+ */
+import { readFileSync } from 'node:fs';
+import t from 'tap';
+import { spec } from '../contract.ts';
+import { build } from '../helper.ts';
+
+const PACKAGE_VERSION = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
+
+t.test('GET / answers 200 without a token, with links that work', async (t) => {
+  const { api, app } = await build(t);
+  const res = await api.get('/');
+  t.equal(res.statusCode, 200);
+  t.same(res.json(), {
+    name: 'todo-api',
+    version: spec.info.version,
+    links: { docs: '/docs', openapi: '/openapi.yaml', health: '/health' },
+  });
+  for (const [name, url] of Object.entries(res.json().links as Record<string, string>)) {
+    let linked = await app.inject({ method: 'GET', url });
+    if (linked.statusCode === 302) linked = await app.inject({ method: 'GET', url: String(linked.headers.location) });
+    t.equal(linked.statusCode, 200, `${name}: ${url} answers 200`);
+  }
+});
+
+t.test('/docs: formats in words, not regular expressions; no backticks in the servers list; the package version', async (t) => {
+  const { app } = await build(t);
+  const res = await app.inject({ method: 'GET', url: '/docs/json' });
+  t.equal(res.statusCode, 200);
+  const doc = res.json() as Record<string, any>;
+  const text = JSON.stringify(doc);
+
+  const title = doc.components.schemas.TaskTitle;
+  t.equal(title.pattern, undefined, "the title's pattern is not shown");
+  t.match(title.description, /1 to 500 characters/, 'its rules are said in words');
+  t.match(title.description, /must not contain NUL or\s+unpaired surrogate/);
+  t.equal(doc.components.parameters.TaskId.schema.pattern, undefined, "the id's pattern is not shown");
+  t.equal(doc.components.parameters.TaskId.schema.format, 'uuid', 'its format is');
+  t.notMatch(text, /"pattern":/, 'no pattern anywhere on the page');
+
+  for (const server of doc.servers as Array<{ url: string; description?: string }>) {
+    t.notMatch(`${server.url} ${server.description ?? ''}`, /`/, `server ${server.url}: no backticks`);
+  }
+  t.equal(doc.info.version, PACKAGE_VERSION, "info.version is package.json's version");
+
+  const yaml = await app.inject({ method: 'GET', url: '/openapi.yaml' });
+  t.match(yaml.body, /pattern: '\^\[\^\\u0000\\uD800-\\uDFFF\]\*\$'/, 'the contract itself keeps the pattern (validation uses it)');
+});
