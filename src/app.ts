@@ -1,5 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify';
-import { invalidField } from './errors.ts';
+import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
 import { PUBLIC_OPERATIONS, STREAMING_OPERATIONS, toRouteHandler, type Handlers, type OperationId } from './contract/handlers.ts';
 import { headerParameters, loadSpec, operationAt, requiresBearer } from './contract/spec.ts';
@@ -8,7 +7,7 @@ import { createHealthHandlers } from './health/handlers.ts';
 import { createServiceHandlers } from './service/handlers.ts';
 import auth, { type AuthOptions } from './plugins/auth.ts';
 import { clientErrorHandler, frameworkErrors } from './plugins/client-errors.ts';
-import jsonBody from './plugins/json-body.ts';
+import jsonBody, { prepareBody } from './plugins/json-body.ts';
 import metrics from './plugins/metrics.ts';
 import rateLimit, { RATE_LIMIT_DEFAULTS } from './plugins/rate-limit.ts';
 import requestId, { requestIdFor } from './plugins/request-id.ts';
@@ -57,12 +56,6 @@ export const BODY_LIMIT = 64 * 1024;
 
 /** The Authorization header never reaches the logs. */
 export const LOG_REDACT = ['req.headers.authorization', 'req.headers.cookie'];
-
-async function rejectMissingBody(request: FastifyRequest): Promise<void> {
-  if (request.body === undefined || request.body === null) {
-    throw invalidField('body', '', 'a JSON object body is required');
-  }
-}
 
 /** TRUST_PROXY=<n>: the n proxies nearest to us are trusted, whoever they are. */
 const trustHops = (hops: number) => (_address: string, hop: number) => hop < hops;
@@ -125,14 +118,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   await app.register(docs);
 
-  // The contract counts a title's length after trimming, so trim before validation.
-  app.addHook('preValidation', async (request) => {
-    const body = request.body as Record<string, unknown> | null | undefined;
-    if (body && typeof body === 'object' && !Array.isArray(body) && typeof body.title === 'string') {
-      body.title = body.title.trim();
-    }
-  });
-
   const syncRetentionDays = options.syncRetentionDays ?? 30;
   await app.register(changeStream, {
     sql: options.sql,
@@ -149,6 +134,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     ...createSyncHandlers(options.sql, { retentionDays: syncRetentionDays }),
   };
 
+  const perUserLimit = (options.rateLimitPerMinute ?? RATE_LIMIT_DEFAULTS.perUserPerMinute) > 0;
   await app.register(openapiGlue, {
     specification: spec,
     operationResolver: (operationId, method, path) => {
@@ -168,10 +154,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
               deadlineMs: options.operationDeadlineMs,
               headerNames: headerParameters(spec, path, op),
             }),
-        // Fastify skips body validation when there is no body at all.
-        ...(bodyRequired && { preValidation: rejectMissingBody }),
+        ...(op.requestBody !== undefined && { preValidation: prepareBody(bodyRequired) }),
         // onRequest: a request without valid credentials is refused before its body is read.
-        ...(isPublic ? {} : { onRequest: [app.authenticate, app.limitPerUser] }),
+        ...(isPublic ? {} : { onRequest: perUserLimit ? [app.authenticate, app.limitPerUser] : [app.authenticate] }),
       } as never;
     },
   });

@@ -2,6 +2,21 @@ import postgres from 'postgres';
 
 export type Sql = postgres.Sql;
 
+const TIMESTAMPTZ = 1184;
+
+/**
+ * PostgreSQL's text for a timestamptz in a UTC session ("2026-12-02 04:27:37.12+00",
+ * trailing zeros of the fraction dropped) as RFC 3339 with milliseconds, as the
+ * contract shows it. Anything else (another zone, infinity, BC) takes the slow way.
+ */
+export function isoTimestamp(text: string): string {
+  const match = /^(\d{4}-\d{2}-\d{2}) (\d{2}:\d{2}:\d{2})(?:\.(\d{1,3}))?\+00$/.exec(text);
+  if (!match) return new Date(text).toISOString();
+  return `${match[1]}T${match[2]}.${`${match[3] ?? ''}000`.slice(0, 3)}Z`;
+}
+
+const serializeTimestamp = (value: unknown): string => (value instanceof Date ? value.toISOString() : String(value));
+
 export interface PoolOptions {
   max?: number | undefined;
   /**
@@ -36,8 +51,11 @@ export function createSql(url: string, options: PoolOptions = {}): Sql {
     ...(!query.has('idle_timeout') && { idle_timeout: 60 }),
     // The server's NOTICEs (e.g. "relation already exists, skipping") are not ours to print.
     onnotice: () => {},
+    // timestamptz arrives as the ISO text the API shows, with no Date made and printed again.
+    types: { date: { to: TIMESTAMPTZ, from: [TIMESTAMPTZ], serialize: serializeTimestamp, parse: isoTimestamp } },
     connection: {
       application_name: 'todo-api',
+      TimeZone: 'UTC',
       ...(serverTimeoutMs !== undefined &&
         !pooled && { statement_timeout: serverTimeoutMs, lock_timeout: serverTimeoutMs }),
     },

@@ -27,6 +27,9 @@ export interface AuthOptions {
 }
 
 const REALM = 'todo-api';
+/** Token verdicts kept (by Authorization header) and for how long at most. */
+const VERDICT_CACHE_SIZE = 1000;
+const VERDICT_TTL_MS = 60_000;
 const MAX_SUB_LENGTH = 255;
 // What a PostgreSQL text column cannot hold: NUL and unpaired surrogates.
 const UNSTORABLE = /[\u0000\uD800-\uDFFF]/u;
@@ -144,7 +147,36 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
     messages: { authorizationTokenInvalid: (err: Error) => err.message },
   });
 
+  // A client sends the same token on every request. A verdict is kept, by the exact
+  // Authorization header, within the bounds fast-jwt's own cache would use (nbf and exp
+  // with the clock tolerance, a minute at most, so a withdrawn JWKS key stops soon):
+  // a hit skips @fastify/jwt's per-request option merging, decoding and token hashing.
+  const tolerance = (options.clockToleranceS ?? 0) * 1000;
+  const verdicts = new Map<string, { caller: Caller; from: number; until: number }>();
+  const remember = (header: string, caller: Caller, payload: unknown) => {
+    const { nbf, exp } = payload as { nbf?: unknown; exp?: unknown };
+    const now = Date.now();
+    if (verdicts.size >= VERDICT_CACHE_SIZE) verdicts.delete(verdicts.keys().next().value as string);
+    verdicts.set(header, {
+      caller,
+      from: typeof nbf === 'number' ? nbf * 1000 - tolerance : 0,
+      until: Math.min(now + tolerance + VERDICT_TTL_MS, typeof exp === 'number' ? exp * 1000 + tolerance : now),
+    });
+  };
+
   app.decorate('authenticate', async (request: FastifyRequest) => {
+    const header = request.headers.authorization;
+    if (header !== undefined) {
+      const verdict = verdicts.get(header);
+      if (verdict) {
+        const now = Date.now();
+        if (now >= verdict.from && now <= verdict.until) {
+          request.caller = verdict.caller;
+          return;
+        }
+        verdicts.delete(header);
+      }
+    }
     try {
       let payload: unknown; // @fastify/jwt reads the header through bearerToken (extractToken)
       try {
@@ -153,6 +185,7 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
         throw fromVerifyError(err);
       }
       request.caller = callerFrom(payload);
+      if (header !== undefined) remember(header, request.caller, payload);
     } catch (err) {
       if (err instanceof ApiError && err.statusCode === 503) {
         request.log.error({ err: (err as { cause?: unknown }).cause ?? err }, 'authentication unavailable: token keys cannot be fetched');

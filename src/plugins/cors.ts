@@ -9,7 +9,7 @@ import fp from 'fastify-plugin';
 async function cors(app: FastifyInstance, options: { origins: string[] }): Promise<void> {
   const allowed = new Set(options.origins);
   // A refused preflight is the first thing a frontend developer hits: say what would allow it.
-  app.addHook('onRequest', async (request) => {
+  app.addHook('onRequest', (request, _reply, done) => {
     const origin = request.headers.origin;
     if (request.method === 'OPTIONS' && origin !== undefined && request.headers['access-control-request-method'] !== undefined && !allowed.has(origin)) {
       request.log.info(
@@ -17,6 +17,7 @@ async function cors(app: FastifyInstance, options: { origins: string[] }): Promi
         `CORS preflight refused for origin ${origin}: add it to CORS_ORIGINS (comma-separated exact origins) to allow it`,
       );
     }
+    done();
   });
   await app.register(fastifyCors, {
     origin: (origin, callback) => callback(null, origin !== undefined && allowed.has(origin)),

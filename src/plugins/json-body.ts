@@ -1,6 +1,23 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyError, FastifyInstance, preValidationHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import { ApiError, invalidField } from '../errors.ts';
+
+/**
+ * The preValidation of operations that take a body: a required one must be there
+ * (Fastify skips body validation when there is none), and the contract counts a
+ * title's length after trimming, so it is trimmed first. Synchronous: it is on
+ * every write's path.
+ */
+export function prepareBody(required: boolean): preValidationHookHandler {
+  return (request, _reply, done) => {
+    const body = request.body as Record<string, unknown> | null | undefined;
+    if (body === undefined || body === null) {
+      return required ? done(invalidField('body', '', 'a JSON object body is required') as unknown as FastifyError) : done();
+    }
+    if (typeof body === 'object' && !Array.isArray(body) && typeof body.title === 'string') body.title = body.title.trim();
+    done();
+  };
+}
 
 /**
  * JSON only, UTF-8 only: a text/plain body is a 415, not a string handed to

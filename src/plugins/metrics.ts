@@ -20,7 +20,7 @@ export interface AppMetrics {
 
 export interface MetricsOptions {
   sql: Sql;
-  /** Serve /metrics on this port (0: any free one); undefined: count, but serve nothing. */
+  /** Serve /metrics on this port (0: any free one); undefined: off (requests are not counted). */
   port?: number | undefined;
   host?: string | undefined;
 }
@@ -65,13 +65,17 @@ async function metrics(app: FastifyInstance, options: MetricsOptions): Promise<v
     },
   });
 
-  app.addHook('onResponse', async (request, reply) => {
-    // Unknown routes share one label, so a scan of random URLs cannot grow the series.
-    const operation = (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId ?? (request.routeOptions.url ? 'other' : 'unknown_route');
-    const labels = { operation, method: request.method, status: String(reply.statusCode) };
-    requests.inc(labels);
-    duration.observe(labels, reply.elapsedTime / 1000);
-  });
+  // Counted only when served: the hook is on every request's path.
+  if (options.port !== undefined) {
+    app.addHook('onResponse', (request, reply, done) => {
+      // Unknown routes share one label, so a scan of random URLs cannot grow the series.
+      const operation = (request.routeOptions.schema as { operationId?: string } | undefined)?.operationId ?? (request.routeOptions.url ? 'other' : 'unknown_route');
+      const labels = { operation, method: request.method, status: String(reply.statusCode) };
+      requests.inc(labels);
+      duration.observe(labels, reply.elapsedTime / 1000);
+      done();
+    });
+  }
 
   let server: Server | undefined;
   app.decorate('metrics', {

@@ -20,8 +20,10 @@ export function requestIdFor(raw: Pick<IncomingMessage, 'headers'>): string {
 
 /** Every response carries its request's id, errors and 404s included (onSend sees them all). */
 async function requestId(app: FastifyInstance): Promise<void> {
-  app.addHook('onSend', async (request, reply) => {
+  // Synchronous: it runs on every response.
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header(REQUEST_ID_HEADER, request.id);
+    done(null, payload);
   });
 }
 

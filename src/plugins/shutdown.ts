@@ -29,16 +29,17 @@ async function shutdown(app: FastifyInstance, options: ShutdownOptions): Promise
     socket.once('close', () => sockets.delete(socket));
   });
 
-  app.addHook('onRequest', async (_request, reply) => {
-    if (closing) {
-      reply.header('connection', 'close');
-      throw serviceUnavailable('The server is shutting down; retry shortly.');
-    }
+  // Both hooks are synchronous: they run on every request.
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (!closing) return done();
+    reply.header('connection', 'close');
+    done(serviceUnavailable('The server is shutting down; retry shortly.'));
   });
   // A response to a request accepted before close() ends its keep-alive connection:
   // Node would otherwise keep it open (idle) until keepAliveTimeout, delaying exit.
-  app.addHook('onSend', async (_request, reply) => {
+  app.addHook('onSend', (_request, reply, payload, done) => {
     if (closing) reply.header('connection', 'close');
+    done(null, payload);
   });
 
   app.addHook('preClose', async () => {

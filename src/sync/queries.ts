@@ -14,8 +14,8 @@ interface ChangeRow {
   id: string | null;
   title: string | null;
   status: TaskStatus | null;
-  created_at: Date | null;
-  updated_at: Date | null;
+  created_at: string | null;
+  updated_at: string | null;
   deleted: boolean | null;
 }
 
@@ -73,8 +73,8 @@ export function createSyncQueries(sql: Sql) {
                   user_id: userId,
                   title: row.title as string,
                   status: row.status as TaskStatus,
-                  created_at: row.created_at as Date,
-                  updated_at: row.updated_at as Date,
+                  created_at: row.created_at as string,
+                  updated_at: row.updated_at as string,
                 }),
               },
         });

@@ -31,7 +31,7 @@ const withEtag = (status: 200, task: Task) => ({ status, body: task, headers: { 
 
 /** The 201 an Idempotency-Key first answered, exactly: a new task's body follows from what was stored. */
 function replayed(userId: string, stored: StoredCreate): Task {
-  const at = stored.created_at.toISOString();
+  const at = stored.created_at;
   return { id: stored.task_id, title: stored.title, status: 'pending', user_id: userId, created_at: at, updated_at: at };
 }
 

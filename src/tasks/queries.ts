@@ -15,8 +15,9 @@ interface TaskRow {
   user_id: string;
   title: string;
   status: TaskStatus;
-  created_at: Date;
-  updated_at: Date;
+  /** RFC 3339 text (see isoTimestamp in db/client.ts). */
+  created_at: string;
+  updated_at: string;
 }
 
 /**
@@ -34,8 +35,8 @@ export const toTask = (row: TaskRow): Task => ({
   title: row.title,
   status: row.status,
   user_id: row.user_id,
-  created_at: row.created_at.toISOString(),
-  updated_at: row.updated_at.toISOString(),
+  created_at: row.created_at,
+  updated_at: row.updated_at,
 });
 
 type LookupRow = Partial<TaskRow> & { owner_id: string | null };
@@ -52,7 +53,7 @@ function toLookup(row: LookupRow | undefined, userId: string, precondition: Prec
 export interface StoredCreate {
   title: string;
   task_id: string;
-  created_at: Date;
+  created_at: string;
 }
 
 export type CreateOutcome = { kind: 'created'; task: Task } | { kind: 'replay'; stored: StoredCreate };

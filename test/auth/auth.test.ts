@@ -295,3 +295,14 @@ t.test('INVALID_TOKEN says whether the token was malformed, badly signed, or of 
     t.equal(description, res.json().error.message.replace(/"/g, "'"), `${name}: and so does the challenge`);
   }
 });
+
+t.test('a token accepted once is refused once it has expired: a kept verdict never outlives exp', async (t) => {
+  const { api } = await build(t);
+  const short = token('alice', { expiresIn: 2 });
+  t.equal((await api.get('/api/tasks', { token: short })).statusCode, 200, 'accepted while valid');
+  t.equal((await api.get('/api/tasks', { token: short })).statusCode, 200, 'and again (from the kept verdict)');
+  await new Promise((r) => setTimeout(r, 3100));
+  const late = await api.get('/api/tasks', { token: short });
+  t.equal(late.statusCode, 401, 'refused after exp');
+  t.equal(late.json().error.code, 'TOKEN_EXPIRED');
+});
