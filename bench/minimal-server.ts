@@ -40,8 +40,9 @@ function found(row: Row | undefined, userId: string): { status: number; body: un
   if (!row || row.owner_id === null) return { status: 404, body: { error: { code: 'NOT_FOUND', message: 'Not found.', details: null } } };
   if (row.owner_id !== userId) return { status: 403, body: { error: { code: 'FORBIDDEN', message: 'Forbidden.', details: null } } };
   if (row.id === null) return { status: 404, body: { error: { code: 'NOT_FOUND', message: 'Not found.', details: null } } };
-  const { owner_id, ...task } = row;
+  const { owner_id, notified, ...task } = row;
   void owner_id;
+  void notified;
   return { status: 200, body: task };
 }
 
@@ -96,17 +97,19 @@ app.get('/api/tasks/:id', async (request, reply) => {
 app.post('/api/tasks', async (request, reply) => {
   const { title } = request.body as { title: string };
   const { sub, email = null } = request.claims;
+  // As src/tasks/queries.ts creates: the user's change counter bumped, and NOTIFY.
   const [row] = await sql`
-    WITH new_user AS (
-      INSERT INTO users (id, email) VALUES (${sub}, ${email})
-      ON CONFLICT (id) DO NOTHING
+    WITH bump AS (
+      INSERT INTO users AS u (id, email, change_seq) VALUES (${sub}, ${email}, 1)
+      ON CONFLICT (id) DO UPDATE SET change_seq = u.change_seq + 1, email = COALESCE(EXCLUDED.email, u.email)
+      RETURNING change_seq
     ),
-    new_email AS (
-      UPDATE users SET email = ${email}
-      WHERE id = ${sub} AND ${email}::text IS NOT NULL AND email IS DISTINCT FROM ${email}
+    created AS (
+      INSERT INTO tasks (user_id, title, change_seq) SELECT ${sub}, ${title}, change_seq FROM bump
+      RETURNING id, user_id, title, status, created_at, updated_at
     )
-    INSERT INTO tasks (user_id, title) VALUES (${sub}, ${title})
-    RETURNING id, user_id, title, status, created_at, updated_at`;
+    SELECT created.*, pg_notify('todo_api_changes', ${sub}) FROM created`;
+  if (row) delete row.pg_notify;
   return reply.code(201).header('location', `/api/tasks/${row?.id}`).send(row);
 });
 
@@ -114,17 +117,25 @@ app.patch('/api/tasks/:id', async (request, reply) => {
   const { id } = request.params as { id: string };
   const { title = null, status = null } = request.body as { title?: string; status?: string };
   const userId = request.claims.sub;
+  // As src/tasks/queries.ts updates: the counter bumped before the row, and NOTIFY.
   const [row] = await sql<Row[]>`
     WITH target AS (SELECT user_id FROM tasks WHERE id = ${id}),
+    bump AS (
+      UPDATE users SET change_seq = change_seq + 1
+      WHERE id = ${userId} AND EXISTS (SELECT 1 FROM target WHERE user_id = ${userId})
+      RETURNING change_seq
+    ),
     changed AS (
       UPDATE tasks SET
         title = COALESCE(${title}::text, title),
         status = COALESCE(${status}::text, status),
-        updated_at = GREATEST(clock_timestamp(), tasks.updated_at + interval '1 millisecond')
-      WHERE id = ${id} AND user_id = ${userId}
-      RETURNING id, user_id, title, status, created_at, updated_at
+        updated_at = GREATEST(clock_timestamp(), tasks.updated_at + interval '1 millisecond'),
+        change_seq = bump.change_seq
+      FROM bump
+      WHERE tasks.id = ${id} AND tasks.user_id = ${userId}
+      RETURNING tasks.id, tasks.user_id, tasks.title, tasks.status, tasks.created_at, tasks.updated_at
     )
-    SELECT target.user_id AS owner_id, changed.*
+    SELECT target.user_id AS owner_id, changed.*, (SELECT pg_notify('todo_api_changes', ${userId}) FROM changed) AS notified
     FROM (SELECT 1) AS one
     LEFT JOIN target ON true
     LEFT JOIN changed ON true`;
