@@ -41,6 +41,33 @@ function validator(ref: string): ValidateFunction {
   return v;
 }
 
+/**
+ * A change stream's body: blocks separated by a blank line, each a `: keep-alive`
+ * comment or an `event: changes` whose `data` is a ChangePage.
+ */
+function eventStreamProblems(body: string): string[] {
+  const problems: string[] = [];
+  const validate = validator('openapi.json#/components/schemas/ChangePage');
+  for (const block of body.split('\n\n')) {
+    const lines = block.split('\n').filter((line) => line !== '');
+    if (lines.length === 0 || lines.every((line) => line.startsWith(':'))) continue;
+    const data = lines.find((line) => line.startsWith('data: '));
+    if (lines[0] !== 'event: changes' || data === undefined) {
+      problems.push(`an event that is not "event: changes" with data: ${block.slice(0, 100)}`);
+      continue;
+    }
+    let page: unknown;
+    try {
+      page = JSON.parse(data.slice(6));
+    } catch {
+      problems.push(`event data is not JSON: ${data.slice(0, 100)}`);
+      continue;
+    }
+    if (!validate(page)) problems.push(`event data is not a ChangePage: ${ajv.errorsText(validate.errors)}`);
+  }
+  return problems;
+}
+
 interface HeaderObject {
   $ref?: string;
   required?: boolean;
@@ -111,6 +138,9 @@ export function contractProblems(res: Received): string[] {
     }
     schemaRef = `${responsePath}/${pointer('content', 'application/json', 'schema')}`;
     problems.push(...headerProblems(res, documented.headers ?? {}));
+    if (documented.content['text/event-stream'] && contentType.startsWith('text/event-stream')) {
+      return [...problems, ...eventStreamProblems(res.body)];
+    }
   }
 
   if (!contentType.startsWith('application/json')) problems.push(`content-type is "${contentType}", not application/json`);

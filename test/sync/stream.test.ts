@@ -10,6 +10,7 @@ import t from 'tap';
 import { buildApp } from '../../src/app.ts';
 import { createSql } from '../../src/db/client.ts';
 import { CHANGES_CHANNEL } from '../../src/tasks/queries.ts';
+import { contractProblems } from '../contract.ts';
 import { build, ORIGIN, SECRET, token, type Test } from '../helper.ts';
 
 interface SseEvent {
@@ -239,4 +240,8 @@ t.test('open streams end at shutdown, and do not delay it', async (t) => {
   t.ok(Date.now() - started < 2000, `closed in ${Date.now() - started} ms`);
   await Promise.all(streams.map((s) => s.ended));
   t.pass('both streams ended');
+  for (const s of streams) {
+    const received = { method: 'GET', url: '/api/tasks/changes/stream', statusCode: s.status, headers: Object.fromEntries(s.headers), body: s.body };
+    t.same(contractProblems(received), [], 'the whole stream conforms to openapi.yaml (every event a ChangePage)');
+  }
 });
