@@ -114,6 +114,7 @@ async function changeStream(app: FastifyInstance, options: ChangeStreamOptions):
       reply.hijack();
       // Hijacked replies skip onSend: carry over what the hooks set (CORS, request id).
       for (const [name, value] of Object.entries(reply.getHeaders())) if (value !== undefined) res.setHeader(name, value);
+      res.setHeader('x-request-id', request.id); // set in onSend for every other response
       res.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
         'cache-control': 'no-cache, no-transform',
