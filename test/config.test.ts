@@ -23,7 +23,7 @@ t.test('defaults', async (t) => {
 t.test('CORS_ORIGINS unset: the local dev servers outside production, no origin in production', async (t) => {
   const dev = ['http://localhost:3000', 'http://localhost:5173', 'http://127.0.0.1:3000', 'http://127.0.0.1:5173'];
   t.same(loadConfig({ ENVIRONMENT: 'test' }).corsOrigins, dev);
-  t.same(loadConfig({ ENVIRONMENT: 'production', SECRET_KEY: SECRET }).corsOrigins, []);
+  t.same(loadConfig({ ENVIRONMENT: 'production', SECRET_KEY: SECRET, DATABASE_URL: 'postgres://app@db.example/todo' }).corsOrigins, []);
   t.same(loadConfig({ CORS_ORIGINS: 'https://app.example' }).corsOrigins, ['https://app.example'], 'set: exactly what it lists');
 });
 
