@@ -4,18 +4,10 @@
  */
 import { request } from 'node:http';
 import t from 'tap';
-import { freePort } from '../../src/dev/embedded.ts';
+import { freePort, isAlive } from '../../src/dev/embedded.ts';
 import { freshSchema, token } from '../helper.ts';
 import { SECRET_KEY, call, logRecords, sleep, startServer, waitForHealth, type ServerProcess } from './server-process.ts';
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 /** GET /health on a connection of its own (so that the primary hands each to a worker in turn). */
 function healthOnNewConnection(port: number): Promise<number> {

@@ -7,7 +7,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { freePort, runningPostmaster } from '../../src/dev/embedded.ts';
+import { freePort, isAlive, runningPostmaster } from '../../src/dev/embedded.ts';
 import { token, type Test } from '../helper.ts';
 import { SECRET_KEY, call, logRecords, sleep, startServer, tempDataDir, waitForHealth, type ServerProcess } from './server-process.ts';
 
@@ -28,14 +28,6 @@ async function stillServes(t: Test, port: number, title: string): Promise<void> 
   t.equal(health.status, 200, 'and its database is up');
 }
 
-function isAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 async function firstServer(t: Test, prefix: string): Promise<{ dataDir: string; port: number; server: ServerProcess; postmaster: number | undefined }> {
   const dataDir = await tempDataDir(t, prefix);
