@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
 import { PUBLIC_OPERATIONS, STREAMING_OPERATIONS, toRouteHandler, type Handlers, type OperationId } from './contract/handlers.ts';
 import { headerParameters, loadSpec, operationAt, requiresBearer } from './contract/spec.ts';
@@ -147,7 +147,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         throw new Error(`${id}: openapi.yaml and PUBLIC_OPERATIONS disagree on whether it needs a token`);
       }
       const bodyRequired = (op.requestBody as { required?: boolean } | undefined)?.required === true;
-      return {
+      // Glue adds the method, URL and schema; a typo in these options is a compile error.
+      const route = {
         handler: streaming
           ? app.changeStream
           : toRouteHandler(id as keyof Handlers, handlers, {
@@ -157,7 +158,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
         ...(op.requestBody !== undefined && { preValidation: prepareBody(bodyRequired) }),
         // onRequest: a request without valid credentials is refused before its body is read.
         ...(isPublic ? {} : { onRequest: perUserLimit ? [app.authenticate, app.limitPerUser] : [app.authenticate] }),
-      } as never;
+      } satisfies Partial<RouteOptions>;
+      return route as unknown as RouteOptions; // (glue types it as a whole route)
     },
   });
 

@@ -1,3 +1,4 @@
+import type { Algorithm } from 'fast-jwt';
 import fastifyJwt from '@fastify/jwt';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
@@ -132,7 +133,7 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
     },
     decode: { complete: true },
     verify: {
-      algorithms: algorithms as never,
+      algorithms: algorithms as Algorithm[], // names from KEY_TYPES (src/auth/jwks.ts) and HS256
       // fast-jwt checks iss/aud only when present: configured means required.
       requiredClaims: ['sub', 'exp', ...(options.issuer !== undefined ? ['iss'] : []), ...(options.audience !== undefined ? ['aud'] : [])],
       ...(options.issuer !== undefined && { allowedIss: options.issuer }),
@@ -143,7 +144,7 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
       cache: 1000,
       cacheTTL: 60_000,
       extractToken: (request: FastifyRequest) => bearerToken(request.headers.authorization),
-    } as never,
+    },
     messages: { authorizationTokenInvalid: (err: Error) => err.message },
   });
 
