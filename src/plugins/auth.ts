@@ -57,6 +57,16 @@ function bearerToken(header: string | undefined): string {
   return match[1];
 }
 
+/** The `alg` of a verified bearer token's header (read only after verification). */
+function signedWith(authorization: string): unknown {
+  const token = authorization.slice(authorization.indexOf(' ') + 1).trim();
+  try {
+    return (JSON.parse(Buffer.from(token.slice(0, token.indexOf('.')), 'base64url').toString('utf8')) as { alg?: unknown }).alg;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The claims we rely on, checked beyond the signature. */
 function callerFrom(payload: unknown): Caller {
   const claims = (typeof payload === 'object' && payload !== null ? payload : {}) as Record<string, unknown>;
@@ -148,13 +158,16 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
     messages: { authorizationTokenInvalid: (err: Error) => err.message },
   });
 
-  // A client sends the same token on every request. A verdict is kept, by the exact
+  // A client sends the same token on every request. An HS256 verdict is kept, by the exact
   // Authorization header, within the bounds fast-jwt's own cache would use (nbf and exp
   // with the clock tolerance, a minute at most, so a withdrawn JWKS key stops soon):
   // a hit skips @fastify/jwt's per-request option merging, decoding and token hashing.
   const tolerance = (options.clockToleranceS ?? 0) * 1000;
   const verdicts = new Map<string, { caller: Caller; from: number; until: number }>();
   const remember = (header: string, caller: Caller, payload: unknown) => {
+    // Only shared-secret (HS256) verdicts: a JWKS token must keep meeting the key lookup,
+    // so that a key the issuer withdraws stops working as soon as we have refetched.
+    if (signedWith(header) !== 'HS256') return;
     const { nbf, exp } = payload as { nbf?: unknown; exp?: unknown };
     const now = Date.now();
     if (verdicts.size >= VERDICT_CACHE_SIZE) verdicts.delete(verdicts.keys().next().value as string);
