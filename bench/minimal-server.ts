@@ -100,7 +100,7 @@ app.post('/api/tasks', async (request, reply) => {
   // As src/tasks/queries.ts creates: the user's change counter bumped, and NOTIFY.
   const [row] = await sql`
     WITH bump AS (
-      INSERT INTO users AS u (id, email, change_seq) VALUES (${sub}, ${email}, 1)
+      INSERT INTO users AS u (id, email, change_seq) SELECT ${sub}, ${email}, 1
       ON CONFLICT (id) DO UPDATE SET change_seq = u.change_seq + 1, email = COALESCE(EXCLUDED.email, u.email)
       RETURNING change_seq
     ),

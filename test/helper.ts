@@ -4,6 +4,7 @@
  * response against openapi.yaml.
  */
 import { randomBytes } from 'node:crypto';
+import { connect, type AddressInfo } from 'node:net';
 import { createSigner } from 'fast-jwt';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import postgres from 'postgres';
@@ -136,4 +137,21 @@ export class Api {
     this.t.equal(res.statusCode, 201, 'task created');
     return res.json();
   }
+}
+
+/**
+ * Listens on a free loopback port and returns a sender of raw request bytes, for what
+ * Node's HTTP parser refuses before Fastify sees it (inject cannot send those).
+ */
+export async function rawSender(app: FastifyInstance): Promise<(request: string) => Promise<string>> {
+  await app.listen({ port: 0, host: '127.0.0.1' });
+  const { port } = app.server.address() as AddressInfo;
+  return (request: string) =>
+    new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.end(request));
+      let data = '';
+      socket.setEncoding('utf8').on('data', (c: string) => (data += c));
+      socket.on('end', () => resolve(data));
+      socket.on('error', reject);
+    });
 }

@@ -69,6 +69,12 @@ export function createTaskQueries(sql: Sql) {
   const bump = (userId: string, when: ReturnType<Sql>) => sql`
     UPDATE users SET change_seq = change_seq + 1 WHERE id = ${userId} AND ${when} RETURNING change_seq`;
   const notify = (userId: string) => sql`pg_notify(${CHANGES_CHANNEL}, ${userId})`;
+  // A create records the user on their first write (keeping a known email when the token
+  // has none) and bumps their counter, in one upsert; `from` makes it conditional (a key claim).
+  const recordUser = (user: { id: string; email: string | null }, from: ReturnType<Sql>) => sql`
+    INSERT INTO users AS u (id, email, change_seq) SELECT ${user.id}, ${user.email}, 1 ${from}
+    ON CONFLICT (id) DO UPDATE SET change_seq = u.change_seq + 1, email = COALESCE(EXCLUDED.email, u.email)
+    RETURNING change_seq`;
 
   return {
     /**
@@ -85,11 +91,7 @@ export function createTaskQueries(sql: Sql) {
     ): Promise<CreateOutcome> {
       if (idempotencyKey === undefined) {
         const [row] = await deadline.run(sql<TaskRow[]>`
-          WITH bump AS (
-            INSERT INTO users AS u (id, email, change_seq) VALUES (${user.id}, ${user.email}, 1)
-            ON CONFLICT (id) DO UPDATE SET change_seq = u.change_seq + 1, email = COALESCE(EXCLUDED.email, u.email)
-            RETURNING change_seq
-          ),
+          WITH bump AS (${recordUser(user, sql``)}),
           created AS (
             INSERT INTO tasks (user_id, title, change_seq) SELECT ${user.id}, ${title}, change_seq FROM bump
             RETURNING id, user_id, title, status, created_at, updated_at
@@ -110,11 +112,7 @@ export function createTaskQueries(sql: Sql) {
               WHERE k.created_at <= now() - interval '24 hours'
             RETURNING task_id, created_at
           ),
-          bump AS (
-            INSERT INTO users AS u (id, email, change_seq) SELECT ${user.id}, ${user.email}, 1 FROM claim
-            ON CONFLICT (id) DO UPDATE SET change_seq = u.change_seq + 1, email = COALESCE(EXCLUDED.email, u.email)
-            RETURNING change_seq
-          ),
+          bump AS (${recordUser(user, sql`FROM claim`)}),
           created AS (
             INSERT INTO tasks (id, user_id, title, change_seq, created_at, updated_at)
             SELECT claim.task_id, ${user.id}, ${title}, bump.change_seq, claim.created_at, claim.created_at

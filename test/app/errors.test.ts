@@ -1,8 +1,7 @@
-import { connect, type AddressInfo } from 'node:net';
 import t from 'tap';
 import { buildApp } from '../../src/app.ts';
 import { createSql } from '../../src/db/client.ts';
-import { Api, freshSchema, ORIGIN, SECRET, build, type Test } from '../helper.ts';
+import { Api, freshSchema, ORIGIN, SECRET, build, rawSender, type Test } from '../helper.ts';
 
 /** The app with extra routes that fail on purpose, registered before ready(). */
 async function buildWithFailures(t: Test) {
@@ -100,16 +99,7 @@ t.test('a URL with broken percent-encoding gets the contract\'s error body', asy
 
 t.test('requests the HTTP parser refuses get the contract\'s error body', async (t) => {
   const { app } = await build(t);
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const { port } = app.server.address() as AddressInfo;
-  const raw = (request: string) =>
-    new Promise<string>((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1', () => socket.end(request));
-      let data = '';
-      socket.setEncoding('utf8').on('data', (c: string) => (data += c));
-      socket.on('end', () => resolve(data));
-      socket.on('error', reject);
-    });
+  const raw = await rawSender(app);
   const big = await raw(`GET /api/tasks HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`);
   t.match(big, /^HTTP\/1\.1 431 /);
   t.same(JSON.parse(big.split('\r\n\r\n')[1] ?? '').error.code, 'MALFORMED_REQUEST');

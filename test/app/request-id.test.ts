@@ -1,6 +1,5 @@
-import { connect, type AddressInfo } from 'node:net';
 import t from 'tap';
-import { build, token, type Test } from '../helper.ts';
+import { build, rawSender, token, type Test } from '../helper.ts';
 import { memoryLogger, settle } from '../log-capture.ts';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
@@ -61,16 +60,7 @@ t.test('every log line of a request carries its id', async (t) => {
 
 t.test('requests the HTTP parser refuses get an id too, in the response and the log', async (t) => {
   const { app, log } = await setup(t);
-  await app.listen({ port: 0, host: '127.0.0.1' });
-  const { port } = app.server.address() as AddressInfo;
-  const raw = (request: string) =>
-    new Promise<string>((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1', () => socket.end(request));
-      let data = '';
-      socket.setEncoding('utf8').on('data', (c: string) => (data += c));
-      socket.on('end', () => resolve(data));
-      socket.on('error', reject);
-    });
+  const raw = await rawSender(app);
   for (const [name, request, status] of [
     ['headers over the limit', `GET /api/tasks HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`, 431],
     ['not HTTP', 'NOT A REQUEST\r\n\r\n', 400],
