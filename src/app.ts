@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance, type FastifyServerOptions, type RouteOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
 import { PUBLIC_OPERATIONS, STREAMING_OPERATIONS, toRouteHandler, type Handlers, type OperationId } from './contract/handlers.ts';
 import { headerParameters, loadSpec, operationAt, requiresBearer } from './contract/spec.ts';
@@ -12,7 +12,7 @@ import metrics from './plugins/metrics.ts';
 import rateLimit, { RATE_LIMIT_DEFAULTS } from './plugins/rate-limit.ts';
 import requestId, { requestIdFor } from './plugins/request-id.ts';
 import securityHeaders from './plugins/security-headers.ts';
-import { childLoggerFactory, RequestLogController } from './plugins/request-log.ts';
+import { appLogger, RequestLogController } from './plugins/request-log.ts';
 import cors from './plugins/cors.ts';
 import db from './plugins/db.ts';
 import docs from './plugins/docs.ts';
@@ -29,7 +29,6 @@ export interface AppOptions extends Omit<AuthOptions, 'secretKey'> {
   /** HS256 shared secret; SECRET_KEY and/or jwksUrl must be given. */
   secretKey?: string | undefined;
   corsOrigins: string[];
-  logger?: FastifyServerOptions['logger'];
   /** How long an operation may wait on the database before answering 503 (default 10 s). */
   operationDeadlineMs?: number | undefined;
   /** How long deletions stay in the change feed (default 30 days). */
@@ -40,7 +39,8 @@ export interface AppOptions extends Omit<AuthOptions, 'secretKey'> {
   listenSql?: Sql | undefined;
   /** How often an idle change stream sends a keep-alive comment (default 20 s). */
   streamHeartbeatMs?: number | undefined;
-  loggerInstance?: FastifyServerOptions['loggerInstance'];
+  /** Where the log lines go (pino); none when absent. */
+  loggerInstance?: FastifyBaseLogger | undefined;
   /** Requests a minute per user (default 1200) and failed authentications a minute per IP (default 300); 0 is off. */
   rateLimitPerMinute?: number | undefined;
   authFailureLimitPerMinute?: number | undefined;
@@ -66,7 +66,7 @@ const trustHops = (hops: number) => (_address: string, hop: number) => hop < hop
  */
 export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const app = Fastify({
-    ...(options.loggerInstance ? { loggerInstance: options.loggerInstance } : { logger: options.logger ?? false }),
+    ...(options.loggerInstance ? { loggerInstance: appLogger(options.loggerInstance) } : { logger: false }),
     bodyLimit: BODY_LIMIT,
     // A slow client cannot hold a socket forever when the server faces the internet.
     requestTimeout: 30_000,
@@ -79,9 +79,8 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     // X-Request-Id: the client's when usable, else a fresh one; every log line of the request carries it.
     requestIdHeader: false,
     genReqId: requestIdFor,
-    // One line per request (request-log.ts), with a bounded request serializer.
+    // One line per request (request-log.ts).
     logController: new RequestLogController(),
-    childLoggerFactory,
     trustProxy: typeof options.trustProxy === 'number' ? trustHops(options.trustProxy) : (options.trustProxy ?? false),
   });
 

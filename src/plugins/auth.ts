@@ -1,6 +1,6 @@
 import type { Algorithm } from 'fast-jwt';
 import fastifyJwt from '@fastify/jwt';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import { ASYMMETRIC_ALGORITHMS, JwksKeyStore, JwksUnavailableError } from '../auth/jwks.ts';
 import type { Caller } from '../contract/handlers.ts';
@@ -9,7 +9,7 @@ import { ApiError, serviceUnavailable } from '../errors.ts';
 declare module 'fastify' {
   interface FastifyInstance {
     /** onRequest hook of protected routes: runs before the body is read. */
-    authenticate: (request: FastifyRequest) => Promise<void>;
+    authenticate: onRequestHookHandler;
   }
 }
 
@@ -178,19 +178,19 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
     });
   };
 
-  app.decorate('authenticate', async (request: FastifyRequest) => {
+  /** A kept verdict for this Authorization header, if it is still good. */
+  const keptCaller = (header: string | undefined): Caller | undefined => {
+    if (header === undefined) return undefined;
+    const verdict = verdicts.get(header);
+    if (verdict === undefined) return undefined;
+    const now = Date.now();
+    if (now >= verdict.from && now <= verdict.until) return verdict.caller;
+    verdicts.delete(header);
+    return undefined;
+  };
+
+  const verify = async (request: FastifyRequest): Promise<void> => {
     const header = request.headers.authorization;
-    if (header !== undefined) {
-      const verdict = verdicts.get(header);
-      if (verdict) {
-        const now = Date.now();
-        if (now >= verdict.from && now <= verdict.until) {
-          request.caller = verdict.caller;
-          return;
-        }
-        verdicts.delete(header);
-      }
-    }
     try {
       let payload: unknown; // @fastify/jwt reads the header through bearerToken (extractToken)
       try {
@@ -213,7 +213,17 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
       }
       throw err;
     }
-  });
+  };
+
+  // A callback hook: a kept verdict answers synchronously, without a promise per request.
+  app.decorate('authenticate', function (request, _reply, done) {
+    const caller = keptCaller(request.headers.authorization);
+    if (caller !== undefined) {
+      request.caller = caller;
+      return done();
+    }
+    verify(request).then(() => done(), done);
+  } satisfies onRequestHookHandler);
 }
 
 export default fp(auth, { name: 'auth', fastify: '5.x', dependencies: ['rate-limit'] });

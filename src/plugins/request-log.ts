@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { LogController, type FastifyReply, type FastifyRequest, type FastifyServerOptions } from 'fastify';
+import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyRequest } from 'fastify';
 
 /** No log line may grow with what a client sends: long URLs are cut to this many characters. */
 export const MAX_LOGGED_URL = 1024;
@@ -40,7 +40,10 @@ function serializeRequest(req: FastifyRequest | IncomingMessage): Record<string,
   };
 }
 
-/** Each request's logger: Fastify's (with reqId), with the bounded request serializer. */
-export const childLoggerFactory: NonNullable<FastifyServerOptions['childLoggerFactory']> = function (logger, bindings, options) {
-  return logger.child(bindings, { ...options, serializers: { ...options.serializers, req: serializeRequest } });
-};
+/**
+ * The app's logger: the given one with the bounded request serializer, set once here
+ * rather than on each request's child logger (Fastify creates one per request).
+ */
+export function appLogger(logger: FastifyBaseLogger): FastifyBaseLogger {
+  return logger.child({}, { serializers: { req: serializeRequest } });
+}
