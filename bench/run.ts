@@ -21,7 +21,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { analyze, bulkLoad, Cluster, sampleTasks, seedUsers } from './database.ts';
 import { load, mixed, SCENARIOS, signer, SIZE_SCENARIOS, type Fixture, type LoadOptions, type Measurement, type Scenario } from './load.ts';
-import { startServer, type RunningServer, type ServerOptions, type Target } from './servers.ts';
+import { buildApi, startServer, type RunningServer, type ServerOptions, type Target } from './servers.ts';
 import type { Sql } from '../src/db/client.ts';
 import { makeTemporaryDataDir } from '../src/dev/embedded.ts';
 import { startPgBouncer, type PgBouncer } from './pgbouncer.ts';
@@ -112,6 +112,8 @@ function selectScenarios(list: string | undefined): Scenario[] {
 // Output piped into `head` must not kill the run before it stops its servers and database.
 process.stdout.on('error', () => {});
 
+// Every mode runs the API, from its build (dist/), as an operator does.
+buildApi();
 const sign = signer(SECRET);
 const workDir = await mkdtemp(join(tmpdir(), 'todo-api-bench-run-'));
 if (options.cpuProfDir) await mkdir(options.cpuProfDir, { recursive: true });

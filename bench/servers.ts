@@ -13,7 +13,7 @@ export interface ServerOptions {
   secretKey: string;
   /** Where the process's stdout and stderr go (the API's JSON log lines). */
   logFile: string;
-  /** `--cpu-prof` into this directory (one file per thread: tsx's loader runs in a thread of its own). */
+  /** `--cpu-prof` into this directory (the minimal server writes two: tsx's loader runs in a thread of its own). */
   cpuProfDir?: string | undefined;
   /** WEB_CONCURRENCY for the API (goal 5; the API reads it once clustering exists). */
   workers?: number | undefined;
@@ -41,12 +41,20 @@ process.on('exit', () => {
 });
 
 /**
- * The API as an operator runs it: the real entry (src/server.ts) in production mode,
- * logging at info into a file; or the minimal comparator (bench/minimal-server.ts).
+ * `npm run build`: the API runs from dist/, as an operator runs it (README, production).
+ * Run once per bench, before the first API server starts.
+ */
+export function buildApi(): void {
+  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+}
+
+/**
+ * The API as an operator runs it: the build of the real entry (dist/server.js, see
+ * buildApi) in production mode, logging at info into a file; or the minimal comparator
+ * (bench/minimal-server.ts, through tsx).
  */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const port = await freePort();
-  const entry = options.target === 'api' ? 'src/server.ts' : 'bench/minimal-server.ts';
   const env: Record<string, string> = {
     PATH: process.env.PATH ?? '/usr/local/bin:/usr/bin:/bin',
     DATABASE_URL: options.databaseUrl,
@@ -63,9 +71,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
   const args = [
     ...(options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : []),
-    '--import',
-    'tsx',
-    entry,
+    ...(options.target === 'api' ? ['dist/server.js'] : ['--import', 'tsx', 'bench/minimal-server.ts']),
   ];
   const log = openSync(options.logFile, 'a');
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', log, log] });

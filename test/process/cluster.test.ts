@@ -26,6 +26,21 @@ async function allWorkersListening(server: ServerProcess): Promise<void> {
   for (let i = 0; i < 600 && !logRecords(server.stdout()).some((r) => r.msg === 'workers listening'); i++) await sleep(100);
 }
 
+/**
+ * The processes whose request log lines are out, once both workers' are: a log line
+ * reaches stdout within 250 ms (src/server.ts gathers lines into larger writes).
+ */
+async function servingPids(server: ServerProcess): Promise<Set<number>> {
+  const pids = () =>
+    new Set(
+      logRecords(server.stdout())
+        .filter((r) => 'reqId' in r && typeof r.pid === 'number')
+        .map((r) => r.pid as number),
+    );
+  for (let i = 0; i < 50 && pids().size < 2; i++) await sleep(100);
+  return pids();
+}
+
 t.test('WEB_CONCURRENCY=2: two workers on one port, all stopped by SIGTERM', async (t) => {
   const { url } = await freshSchema(t);
   const port = await freePort();
@@ -43,17 +58,13 @@ t.test('WEB_CONCURRENCY=2: two workers on one port, all stopped by SIGTERM', asy
   t.same(list.json().items.map((x: { id: string }) => x.id), [created.json().id], 'and every worker sees the same data');
 
   const primary = server.child.pid ?? 0;
-  const servingPids = new Set(
-    logRecords(server.stdout())
-      .filter((r) => 'reqId' in r && typeof r.pid === 'number')
-      .map((r) => r.pid as number),
-  );
-  t.equal(servingPids.size, 2, `requests were served by two processes (${[...servingPids].join(', ')})`);
-  t.notOk(servingPids.has(primary), 'neither of them the primary');
+  const serving = await servingPids(server);
+  t.equal(serving.size, 2, `requests were served by two processes (${[...serving].join(', ')})`);
+  t.notOk(serving.has(primary), 'neither of them the primary');
 
   server.child.kill('SIGTERM');
   t.same(await server.exitWithin(20_000), { code: 0, signal: null }, 'the primary exits 0');
-  t.same([...servingPids].filter(isAlive), [], 'and no worker is left running');
+  t.same([...serving].filter(isAlive), [], 'and no worker is left running');
   t.equal(
     logRecords(server.stdout()).filter((r) => r.msg === 'worker shutting down').length,
     2,
@@ -68,13 +79,7 @@ t.test('WEB_CONCURRENCY=2: a worker that dies takes the whole process down, exit
   await waitForHealth(server, port, 60_000);
   await allWorkersListening(server);
   for (let i = 0; i < 10; i++) await healthOnNewConnection(port);
-  const workerPids = [
-    ...new Set(
-      logRecords(server.stdout())
-        .filter((r) => 'reqId' in r && typeof r.pid === 'number')
-        .map((r) => r.pid as number),
-    ),
-  ];
+  const workerPids = [...(await servingPids(server))];
   t.equal(workerPids.length, 2, 'two workers');
   process.kill(workerPids[0] ?? 0, 'SIGKILL');
   t.same(await server.exitWithin(20_000), { code: 1, signal: null }, 'the primary exits 1');

@@ -1,0 +1,12 @@
+const variant = process.argv[2];
+const { buildApp } = await import(variant === 'nodocs' ? './dist/app-nodocs.js' : './dist/app.js');
+const { createSql } = await import('./dist/db/client.js');
+const r = () => { global.gc?.(); const m = process.memoryUsage(); return Object.fromEntries(Object.entries(m).map(([k,v])=>[k,Math.round(v/1048576)])); };
+console.log('start', r());
+const sql = createSql(process.env.DATABASE_URL);
+const app = await buildApp({ sql, secretKey: 'x'.repeat(40), corsOrigins: [] });
+await app.ready();
+console.log('ready', r());
+const v8 = await import('node:v8');
+for (const s of v8.getHeapSpaceStatistics()) console.log(s.space_name, Math.round(s.space_size/1048576), Math.round(s.space_used_size/1048576));
+await app.close(); await sql.end();
