@@ -26,7 +26,7 @@ import type { Sql } from '../src/db/client.ts';
 import { makeTemporaryDataDir } from '../src/dev/embedded.ts';
 import { startPgBouncer, type PgBouncer } from './pgbouncer.ts';
 
-const USAGE = `usage: npm run bench -- [--duration S] [--warmup S] [--connections N] [--scenarios ${SCENARIOS.map((s) => s.name).join(',')}]
+const USAGE = `usage: npm run bench -- [--duration S] [--rounds N] [--warmup S] [--connections N] [--scenarios ${SCENARIOS.map((s) => s.name).join(',')}]
                        [--rows [--users N] [--per-user N] [--heavy N]] [--soak S] [--compare]
                        [--cpu-prof DIR] [--workers N] [--pgbouncer] [--api-env NAME=VALUE ...]`;
 
@@ -39,6 +39,7 @@ const { values } = (() => {
     return parseArgs({
       options: {
         duration: { type: 'string', default: '10' },
+        rounds: { type: 'string', default: '3' },
         warmup: { type: 'string', default: '2' },
         connections: { type: 'string', default: '32' },
         scenarios: { type: 'string' },
@@ -77,6 +78,7 @@ function count(name: string, value: string | undefined, min: number): number {
 
 const options = {
   duration: count('duration', values.duration, 1),
+  rounds: count('rounds', values.rounds, 1),
   warmup: count('warmup', values.warmup, 0),
   connections: count('connections', values.connections, 1),
   scenarios: selectScenarios(values.scenarios),
@@ -192,16 +194,38 @@ async function fixture(sql: Sql, users: number): Promise<Fixture> {
 /** A measurement plus the server's CPU time per request (µs), which the machine's other load disturbs less than req/s. */
 type Measured = Measurement & { cpu: number | undefined };
 
-/** A warm-up (discarded), then the measured run. */
-async function measure(s: RunningServer, scenario: Scenario, fx: Fixture, loadOptions: LoadOptions = options): Promise<Measured> {
+/** A warm-up (discarded, unless `warmup` is false), then the measured run. */
+async function measure(s: RunningServer, scenario: Scenario, fx: Fixture, loadOptions: LoadOptions = options, warmup = true): Promise<Measured> {
   const count = (m: Measurement) => served.set(s, (served.get(s) ?? 0) + m.requests);
-  if (options.warmup > 0) count(await load(s.url, scenario, fx, { ...loadOptions, duration: options.warmup }));
+  if (warmup && options.warmup > 0) count(await load(s.url, scenario, fx, { ...loadOptions, duration: options.warmup }));
   const before = s.cpu();
   const m = await load(s.url, scenario, fx, loadOptions);
   const after = s.cpu();
   count(m);
   const cpu = before !== undefined && after !== undefined && m.requests > 0 ? ((after - before) * 1e6) / m.requests : undefined;
   return { ...m, cpu };
+}
+
+/**
+ * Rounds of one scenario, combined: req/s and CPU over all of them, p50 and p99 the
+ * median round's. Short alternating rounds let both servers meet the machine's
+ * changing load alike, where one long run each can land in a quiet or a busy spell.
+ */
+function combine(rounds: Measured[], seconds: number): Measured {
+  const requests = rounds.reduce((sum, m) => sum + m.requests, 0);
+  const median = (pick: (m: Measured) => number) => {
+    const sorted = rounds.map(pick).sort((a, b) => a - b);
+    return sorted[Math.floor(sorted.length / 2)] ?? 0;
+  };
+  const known = rounds.every((m) => m.cpu !== undefined) && requests > 0;
+  return {
+    rps: requests / seconds,
+    p50: median((m) => m.p50),
+    p99: median((m) => m.p99),
+    requests,
+    failures: rounds.reduce((sum, m) => sum + m.failures, 0),
+    cpu: known ? rounds.reduce((sum, m) => sum + (m.cpu ?? 0) * m.requests, 0) / requests : undefined,
+  };
 }
 
 function table(head: string[], rows: string[][]): string {
@@ -259,6 +283,7 @@ function header(): void {
 /** Goal 1: both servers, same seed, one table. */
 async function comparison(): Promise<boolean> {
   const targets: Target[] = ['api', 'minimal'];
+  // Rounds of at least a second; --duration is each server's total per scenario.
   const running = new Map<Target, { server: RunningServer; fixture: Fixture; rss: number[] }>();
   for (const target of targets) {
     const sql = await database(target);
@@ -268,6 +293,9 @@ async function comparison(): Promise<boolean> {
     running.set(target, { server: await server(target, urlOf(sql)), fixture: fx, rss: [] });
   }
   console.log(`\n## This API vs a minimal server on the same stack (seed: ${SEED.users} users x ${SEED.perUser} tasks)\n`);
+  const rounds = Math.max(1, Math.min(options.rounds, Math.floor(options.duration)));
+  const roundSeconds = options.duration / rounds;
+  if (rounds > 1) console.log(`Each scenario: ${rounds} rounds of ${roundSeconds.toFixed(1)} s per server, alternating.\n`);
   if (options.workers !== undefined) {
     // Until the API reads WEB_CONCURRENCY, say so rather than print a table that claims it.
     console.log(`The API runs as ${running.get('api')?.server.processes()} Node.js process(es) with WEB_CONCURRENCY=${options.workers}.\n`);
@@ -275,18 +303,21 @@ async function comparison(): Promise<boolean> {
   const rows: string[][] = [];
   let failures = 0;
   for (const [i, scenario] of options.scenarios.entries()) {
-    const results = new Map<Target, Measured>();
-    // Alternate who goes first, so neither always meets the machine in the same state.
-    for (const target of i % 2 === 0 ? targets : [...targets].reverse()) {
-      const r = running.get(target);
-      if (!r) continue;
-      const { result, samples } = await withRss(r.server, () => measure(r.server, scenario, r.fixture));
-      r.rss.push(...samples);
-      results.set(target, result);
-      failures += result.failures;
+    const measured = new Map<Target, Measured[]>(targets.map((target) => [target, []]));
+    for (let round = 0; round < rounds; round++) {
+      // Alternate who goes first, so neither always meets the machine in the same state.
+      for (const target of (i + round) % 2 === 0 ? targets : [...targets].reverse()) {
+        const r = running.get(target);
+        if (!r) continue;
+        const loadOptions = { connections: options.connections, duration: roundSeconds };
+        const { result, samples } = await withRss(r.server, () => measure(r.server, scenario, r.fixture, loadOptions, round === 0));
+        r.rss.push(...samples);
+        measured.get(target)?.push(result);
+        failures += result.failures;
+      }
     }
-    const api = results.get('api') as Measured;
-    const min = results.get('minimal') as Measured;
+    const api = combine(measured.get('api') ?? [], options.duration);
+    const min = combine(measured.get('minimal') ?? [], options.duration);
     const flag = (m: Measurement) => (m.failures > 0 ? ` (${num(m.failures)} failed)` : '');
     rows.push([
       scenario.label,
