@@ -13,12 +13,12 @@ import { migrate } from './db/migrate.ts';
 import type { EmbeddedDatabase } from './dev/embedded.ts';
 
 /**
- * Standard output, each line written within 10 ms, the lines of those 10 ms in one write:
+ * Standard output, each line written within 25 ms, the lines of those 25 ms in one write:
  * a write per line cost about 100 µs of the event loop per create under load, the log
  * file contending with PostgreSQL's WAL for the disk (bench/PROFILE.md). Pino flushes
  * what is pending on exit.
  */
-export function logDestination(delayMs = 10): pino.DestinationStream & { flush(cb?: (err?: Error) => void): void } {
+export function logDestination(delayMs = 25): pino.DestinationStream & { flush(cb?: (err?: Error) => void): void } {
   const out = pino.destination({ dest: 1 });
   let pending = '';
   let timer: NodeJS.Timeout | undefined;

@@ -59,16 +59,18 @@ export interface StoredCreate {
 export type CreateOutcome = { kind: 'created'; task: Task } | { kind: 'replay'; stored: StoredCreate };
 
 export function createTaskQueries(sql: Sql) {
+  // Constant fragments are made once: each sql`` is an object (a Promise) per use.
+  const NOTHING: ReturnType<Sql> = sql``;
+  const CHANNEL = sql.unsafe(`'${CHANGES_CHANNEL}'`);
   // A changed row's updated_at always moves forward, even twice in one millisecond.
   const nextUpdatedAt = sql`GREATEST(clock_timestamp(), tasks.updated_at + interval '1 millisecond')`;
   // If-Match, compared in the statement that writes, so a change in between always fails it.
   const holds = (p: Precondition | undefined) =>
-    p === undefined || p.any ? sql`` : sql`AND tasks.updated_at = ANY(${p.updatedAt}::timestamptz[])`;
+    p === undefined || p.any ? NOTHING : sql`AND tasks.updated_at = ANY(${p.updatedAt}::timestamptz[])`;
   // The caller's change counter, bumped and row-locked before any task row is touched, so
   // that a user's writes take their positions in commit order (see src/sync/).
   const bump = (userId: string, when: ReturnType<Sql>) => sql`
     UPDATE users SET change_seq = change_seq + 1 WHERE id = ${userId} AND ${when} RETURNING change_seq`;
-  const notify = (userId: string) => sql`pg_notify(${CHANGES_CHANNEL}, ${userId})`;
   // A create records the user on their first write (keeping a known email when the token
   // has none) and bumps their counter, in one upsert; `from` makes it conditional (a key claim).
   const recordUser = (user: { id: string; email: string | null }, from: ReturnType<Sql>) => sql`
@@ -91,12 +93,12 @@ export function createTaskQueries(sql: Sql) {
     ): Promise<CreateOutcome> {
       if (idempotencyKey === undefined) {
         const [row] = await deadline.run(sql<TaskRow[]>`
-          WITH bump AS (${recordUser(user, sql``)}),
+          WITH bump AS (${recordUser(user, NOTHING)}),
           created AS (
             INSERT INTO tasks (user_id, title, change_seq) SELECT ${user.id}, ${title}, change_seq FROM bump
             RETURNING id, user_id, title, status, created_at, updated_at
           )
-          SELECT created.*, ${notify(user.id)} FROM created`);
+          SELECT created.*, pg_notify(${CHANNEL}, ${user.id}) FROM created`);
         if (!row) throw new Error('INSERT … RETURNING gave no row');
         return { kind: 'created', task: toTask(row) };
       }
@@ -119,7 +121,7 @@ export function createTaskQueries(sql: Sql) {
             FROM claim, bump
             RETURNING id, user_id, title, status, created_at, updated_at
           )
-          SELECT created.*, ${notify(user.id)} FROM created`);
+          SELECT created.*, pg_notify(${CHANNEL}, ${user.id}) FROM created`);
         if (row) return { kind: 'created', task: toTask(row) };
         const [stored] = await deadline.run(sql<StoredCreate[]>`
           SELECT title, task_id, created_at FROM idempotency_keys
@@ -139,8 +141,8 @@ export function createTaskQueries(sql: Sql) {
         SELECT id, user_id, title, status, created_at, updated_at
         FROM tasks
         WHERE user_id = ${userId}
-          ${options.status ? sql`AND status = ${options.status}` : sql``}
-          ${options.after ? sql`AND (created_at, id) < (${options.after.createdAt}::timestamptz, ${options.after.id}::uuid)` : sql``}
+          ${options.status ? sql`AND status = ${options.status}` : NOTHING}
+          ${options.after ? sql`AND (created_at, id) < (${options.after.createdAt}::timestamptz, ${options.after.id}::uuid)` : NOTHING}
         ORDER BY created_at DESC, id DESC
         LIMIT ${options.limit + 1}`);
       return { tasks: rows.slice(0, options.limit).map(toTask), more: rows.length > options.limit };
@@ -174,7 +176,7 @@ export function createTaskQueries(sql: Sql) {
           WHERE tasks.id = ${id} AND tasks.user_id = ${userId} ${holds(precondition)}
           RETURNING tasks.id, tasks.user_id, tasks.title, tasks.status, tasks.created_at, tasks.updated_at
         )
-        SELECT target.user_id AS owner_id, changed.*, (SELECT ${notify(userId)} FROM changed) AS notified
+        SELECT target.user_id AS owner_id, changed.*, (SELECT pg_notify(${CHANNEL}, ${userId}) FROM changed) AS notified
         FROM (SELECT 1) AS one
         LEFT JOIN target ON true
         LEFT JOIN changed ON true`);
@@ -195,7 +197,7 @@ export function createTaskQueries(sql: Sql) {
           INSERT INTO task_tombstones (task_id, user_id, change_seq) SELECT id, ${userId}, change_seq FROM deleted
         )
         SELECT (SELECT user_id FROM target) AS owner_id, EXISTS (SELECT 1 FROM deleted) AS deleted,
-          (SELECT ${notify(userId)} FROM deleted) AS notified`);
+          (SELECT pg_notify(${CHANNEL}, ${userId}) FROM deleted) AS notified`);
       if (!row || row.owner_id === null) return 'missing';
       if (row.owner_id !== userId) return 'forbidden';
       if (row.deleted) return 'found';
@@ -204,7 +206,7 @@ export function createTaskQueries(sql: Sql) {
 
     /** "Mark all as done" (or undo): only tasks whose status really changes are touched. */
     async setStatusOfAll(deadline: Deadline, userId: string, status: TaskStatus, only: TaskStatus | undefined): Promise<number> {
-      const targets = sql`tasks.user_id = ${userId} AND tasks.status <> ${status} ${only ? sql`AND tasks.status = ${only}` : sql``}`;
+      const targets = sql`tasks.user_id = ${userId} AND tasks.status <> ${status} ${only ? sql`AND tasks.status = ${only}` : NOTHING}`;
       const [row] = await deadline.run(sql<{ count: number }[]>`
         WITH bump AS (${bump(userId, sql`EXISTS (SELECT 1 FROM tasks WHERE ${targets})`)}),
         changed AS (
@@ -212,7 +214,7 @@ export function createTaskQueries(sql: Sql) {
           FROM bump WHERE ${targets}
           RETURNING tasks.id
         )
-        SELECT count(*)::int AS count, (SELECT ${notify(userId)} FROM bump) AS notified FROM changed`);
+        SELECT count(*)::int AS count, (SELECT pg_notify(${CHANNEL}, ${userId}) FROM bump) AS notified FROM changed`);
       return row?.count ?? 0;
     },
 
@@ -228,7 +230,7 @@ export function createTaskQueries(sql: Sql) {
         tombstones AS (
           INSERT INTO task_tombstones (task_id, user_id, change_seq) SELECT id, ${userId}, change_seq FROM deleted
         )
-        SELECT count(*)::int AS count, (SELECT ${notify(userId)} FROM bump) AS notified FROM deleted`);
+        SELECT count(*)::int AS count, (SELECT pg_notify(${CHANNEL}, ${userId}) FROM bump) AS notified FROM deleted`);
       return row?.count ?? 0;
     },
 

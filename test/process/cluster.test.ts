@@ -28,7 +28,7 @@ async function allWorkersListening(server: ServerProcess): Promise<void> {
 
 /**
  * The processes whose request log lines are out, once both workers' are: a log line
- * reaches stdout within 250 ms (src/server.ts gathers lines into larger writes).
+ * reaches stdout within 25 ms (src/server.ts gathers lines into larger writes).
  */
 async function servingPids(server: ServerProcess): Promise<Set<number>> {
   const pids = () =>
