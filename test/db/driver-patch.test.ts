@@ -1,0 +1,57 @@
+/**
+ * scripts/patch-dependencies.mjs (npm's postinstall) bounds postgres.js's Queue. This
+ * checks that the installed driver carries the fix, and that the patched queue still
+ * behaves as a queue: the same answers as a plain array under a long random mix of the
+ * pool's operations (push, shift, remove).
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import t from 'tap';
+
+const MARKER = '/* todo-api: bounded queue (scripts/patch-dependencies.mjs) */';
+// The package exports no package.json: where its ESM entry (src/index.js) is, two levels up.
+const driverDir = join(new URL(import.meta.resolve('postgres')).pathname, '../..');
+
+interface Queue<T> {
+  readonly length: number;
+  push(x: T): T;
+  shift(): T | undefined;
+  remove(x: T): T | null;
+}
+
+t.test('every build of the driver (ESM, CommonJS, workerd) has the bounded queue', async (t) => {
+  for (const dir of ['src', 'cjs/src', 'cf/src']) {
+    t.ok(readFileSync(join(driverDir, dir, 'queue.js'), 'utf8').includes(MARKER), `${dir}/queue.js is patched (npm install runs the postinstall)`);
+  }
+});
+
+t.test('the patched queue answers as an array would, through compaction and resets', async (t) => {
+  const { default: Queue } = (await import(join(driverDir, 'src/queue.js'))) as { default: () => Queue<number> };
+  const queue = Queue();
+  const model: number[] = [];
+  let next = 0;
+  let seed = 42;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  let mismatches = 0;
+  // Like the pool's busy connections: a few entries, never emptied by shift (so it compacts),
+  // removals from anywhere; now and then drained by removals (so it resets).
+  for (let step = 0; step < 200_000; step++) {
+    const r = step % 50_000 > 49_980 ? 0.99 : random();
+    const floor = step % 50_000 > 49_980 ? 0 : 1;
+    if ((r < 0.4 && model.length < 10) || model.length <= floor) {
+      queue.push(next);
+      model.push(next++);
+    } else if (r < 0.75) {
+      if (queue.shift() !== model.shift()) mismatches++;
+    } else {
+      const victim = random() < 0.1 ? -1 : (model[Math.floor(random() * model.length)] ?? -1);
+      const at = model.indexOf(victim);
+      const expected = at === -1 ? null : (model.splice(at, 1), victim);
+      if (queue.remove(victim) !== expected) mismatches++;
+    }
+    if (queue.length !== model.length) mismatches++;
+  }
+  t.equal(mismatches, 0, '200,000 operations, no answer differs');
+  while (model.length > 0) t.equal(queue.shift(), model.shift());
+  t.equal(queue.length, 0, 'drained');
+});
