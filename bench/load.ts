@@ -97,6 +97,17 @@ export const SIZE_SCENARIOS: Scenario[] = [
   },
   { ...(SCENARIOS[1] as Scenario), label: 'get' },
   { ...(SCENARIOS[3] as Scenario), label: 'patch status' },
+  // A full sync's first page: seeded rows are at change position 0, so it reads the feed's index from its start.
+  {
+    name: 'feed',
+    label: 'change feed, first page (users with 100)',
+    request: (f) => ({ method: 'GET', path: '/api/tasks/changes?limit=50', headers: bearer(pick(f.users).token) }),
+  },
+  {
+    name: 'feed-heavy',
+    label: 'change feed, first page (the heavy user)',
+    request: (f) => ({ method: 'GET', path: '/api/tasks/changes?limit=50', headers: bearer(required(f.heavy, 'heavy').token) }),
+  },
 ];
 
 function required<T>(value: T | undefined, what: string): T {

@@ -238,6 +238,8 @@ function table(head: string[], rows: string[][]): string {
 const num = (n: number) => Math.round(n).toLocaleString('en-US');
 const ms = (n: number) => (n < 10 ? n.toFixed(1) : String(Math.round(n)));
 const ratio = (a: number, b: number) => (b > 0 ? (a / b).toFixed(2) : 'n/a');
+/** Latencies in ratios: autocannon's are whole milliseconds, so under 1 ms counts as 1 ms. */
+const latencyRatio = (a: number, b: number) => ratio(Math.max(a, 1), Math.max(b, 1));
 const us = (n: number | undefined) => (n === undefined ? 'n/a' : String(Math.round(n)));
 const mb = (bytes: number | undefined) => (bytes === undefined ? 'n/a' : `${Math.round(bytes / 1048576)} MB`);
 
@@ -328,7 +330,7 @@ async function comparison(): Promise<boolean> {
       ms(min.p50),
       ms(min.p99),
       ratio(api.rps, min.rps),
-      ratio(api.p99, min.p99),
+      latencyRatio(api.p99, min.p99),
       us(api.cpu),
       us(min.cpu),
       api.cpu !== undefined && min.cpu !== undefined ? ratio(min.cpu, api.cpu) : 'n/a',
@@ -399,7 +401,7 @@ async function sizes(rows: { users: number; perUser: number; heavy: number }): P
       SIZE_SCENARIOS.map((scenario) => {
         const a = results.get(`small ${scenario.name}`) as Measurement;
         const b = results.get(`large ${scenario.name}`) as Measurement;
-        return [scenario.label, ms(a.p50), ms(b.p50), ratio(b.p50, a.p50), num(a.rps), num(b.rps)];
+        return [scenario.label, ms(a.p50), ms(b.p50), latencyRatio(b.p50, a.p50), num(a.rps), num(b.rps)];
       }),
     ),
   );

@@ -12,7 +12,7 @@ import metrics from './plugins/metrics.ts';
 import rateLimit, { RATE_LIMIT_DEFAULTS } from './plugins/rate-limit.ts';
 import requestId, { requestIdFor } from './plugins/request-id.ts';
 import securityHeaders from './plugins/security-headers.ts';
-import { appLogger, RequestLogController } from './plugins/request-log.ts';
+import { appLogger, childLoggerFactory, RequestLogController } from './plugins/request-log.ts';
 import cors from './plugins/cors.ts';
 import db from './plugins/db.ts';
 import docs from './plugins/docs.ts';
@@ -81,6 +81,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     genReqId: requestIdFor,
     // One line per request (request-log.ts).
     logController: new RequestLogController(),
+    childLoggerFactory,
     trustProxy: typeof options.trustProxy === 'number' ? trustHops(options.trustProxy) : (options.trustProxy ?? false),
   });
 

@@ -74,7 +74,7 @@ export function createTaskHandlers(sql: Sql): TaskHandlers {
       const task = found(await tasks.get(deadline, caller.id, params.id));
       const etag = taskEtag(task.updated_at);
       if (listedIn(headers['If-None-Match'], etag)) return { status: 304, headers: { etag } };
-      return withEtag(200, task);
+      return { status: 200, body: task, headers: { etag } };
     },
 
     async replaceTask({ caller, params, body, headers, deadline }) {
