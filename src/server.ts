@@ -1,6 +1,7 @@
 import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import cluster, { type Worker } from 'node:cluster';
+import { writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
@@ -15,8 +16,8 @@ import type { EmbeddedDatabase } from './dev/embedded.ts';
 /**
  * Standard output, each line written within 25 ms, the lines of those 25 ms in one write:
  * a write per line cost about 100 µs of the event loop per create under load, the log
- * file contending with PostgreSQL's WAL for the disk (bench/PROFILE.md). Pino flushes
- * what is pending on exit.
+ * file contending with PostgreSQL's WAL for the disk (bench/PROFILE.md). What is pending
+ * is written on exit.
  */
 export function logDestination(delayMs = 25): pino.DestinationStream & { flush(cb?: (err?: Error) => void): void } {
   const out = pino.destination({ dest: 1 });
@@ -29,13 +30,16 @@ export function logDestination(delayMs = 25): pino.DestinationStream & { flush(c
     out.write(pending); // written now, or right after a write still in flight
     pending = '';
   };
+  // At exit there is no event loop left for an asynchronous write: what is pending goes synchronously.
   process.once('exit', () => {
-    flush();
+    if (timer !== undefined) clearTimeout(timer);
     try {
       out.flushSync();
+      writeAllSync(1, pending);
     } catch {
       // stdout is gone: nothing left to tell
     }
+    pending = '';
   });
   return {
     write(line: string) {
@@ -49,11 +53,24 @@ export function logDestination(delayMs = 25): pino.DestinationStream & { flush(c
   };
 }
 
+/** Writes all of `text`, waiting out a full pipe (EAGAIN) for up to a second. */
+function writeAllSync(fd: number, text: string): void {
+  let rest = Buffer.from(text);
+  for (let waits = 0; rest.length > 0; ) {
+    try {
+      rest = rest.subarray(writeSync(fd, rest));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || ++waits > 100) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
+  }
+}
+
 /**
  * V8 lets a small heap grow to up to four times what was live at its last full
  * collection before it collects again. The API keeps ~25 MB live, and its old space
  * swung between 25 and 90 MB under load (RSS up to 190 MB). Twice is plenty: RSS stays
- * under 150 MB, at no CPU cost the bench can see (bench/PROFILE.md, "Memory"). The flag
+ * under 150 MB, at no CPU cost the bench can see (bench/PROFILE.md, second round). The flag
  * is read at each collection, so setting it at start takes effect.
  */
 function boundHeapGrowth(): void {
