@@ -285,7 +285,6 @@ function header(): void {
 /** Goal 1: both servers, same seed, one table. */
 async function comparison(): Promise<boolean> {
   const targets: Target[] = ['api', 'minimal'];
-  // Rounds of at least a second; --duration is each server's total per scenario.
   const running = new Map<Target, { server: RunningServer; fixture: Fixture; rss: number[] }>();
   for (const target of targets) {
     const sql = await database(target);
@@ -295,8 +294,10 @@ async function comparison(): Promise<boolean> {
     running.set(target, { server: await server(target, urlOf(sql)), fixture: fx, rss: [] });
   }
   console.log(`\n## This API vs a minimal server on the same stack (seed: ${SEED.users} users x ${SEED.perUser} tasks)\n`);
+  // Rounds of at least a second; --duration is each server's total per scenario.
   const rounds = Math.max(1, Math.min(options.rounds, Math.floor(options.duration)));
   const roundSeconds = options.duration / rounds;
+  const roundLoad = { connections: options.connections, duration: roundSeconds };
   if (rounds > 1) console.log(`Each scenario: ${rounds} rounds of ${roundSeconds.toFixed(1)} s per server, alternating.\n`);
   if (options.workers !== undefined) {
     // Until the API reads WEB_CONCURRENCY, say so rather than print a table that claims it.
@@ -311,8 +312,7 @@ async function comparison(): Promise<boolean> {
       for (const target of (i + round) % 2 === 0 ? targets : [...targets].reverse()) {
         const r = running.get(target);
         if (!r) continue;
-        const loadOptions = { connections: options.connections, duration: roundSeconds };
-        const { result, samples } = await withRss(r.server, () => measure(r.server, scenario, r.fixture, loadOptions, round === 0));
+        const { result, samples } = await withRss(r.server, () => measure(r.server, scenario, r.fixture, roundLoad, round === 0));
         r.rss.push(...samples);
         measured.get(target)?.push(result);
         failures += result.failures;

@@ -45,7 +45,7 @@ process.on('exit', () => {
  * Run once per bench, before the first API server starts.
  */
 export function buildApi(): void {
-  execFileSync(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, stdio: 'inherit' });
+  execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
 }
 
 /**

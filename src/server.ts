@@ -13,13 +13,16 @@ import { migrate } from './db/migrate.ts';
 // Types only: src/dev/ is loaded with import() when DATABASE_URL is absent (never in production).
 import type { EmbeddedDatabase } from './dev/embedded.ts';
 
+/** How long log lines gather before they are written together. */
+const LOG_BATCH_MS = 25;
+
 /**
- * Standard output, each line written within 25 ms, the lines of those 25 ms in one write:
+ * Standard output, each line written within LOG_BATCH_MS, the lines of that span in one write:
  * a write per line cost about 100 µs of the event loop per create under load, the log
  * file contending with PostgreSQL's WAL for the disk (bench/PROFILE.md). What is pending
  * is written on exit.
  */
-export function logDestination(delayMs = 25): pino.DestinationStream & { flush(cb?: (err?: Error) => void): void } {
+function logDestination(): pino.DestinationStream & { flush(cb?: (err?: Error) => void): void } {
   const out = pino.destination({ dest: 1 });
   let pending = '';
   let timer: NodeJS.Timeout | undefined;
@@ -44,7 +47,7 @@ export function logDestination(delayMs = 25): pino.DestinationStream & { flush(c
   return {
     write(line: string) {
       pending += line;
-      timer ??= setTimeout(flush, delayMs).unref();
+      timer ??= setTimeout(flush, LOG_BATCH_MS).unref();
     },
     flush(cb) {
       flush();

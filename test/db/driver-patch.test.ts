@@ -8,7 +8,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
 
-const MARKER = '/* todo-api: bounded queue (scripts/patch-dependencies.mjs) */';
+// The script itself says what its patch looks like (a variable specifier: it is plain JavaScript).
+const script = '../../scripts/patch-dependencies.mjs';
+const { MARKER } = (await import(script)) as { MARKER: string };
 // The package exports no package.json: where its ESM entry (src/index.js) is, two levels up.
 const driverDir = join(new URL(import.meta.resolve('postgres')).pathname, '../..');
 
