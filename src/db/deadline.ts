@@ -14,35 +14,80 @@ interface Cancellable<T> extends PromiseLike<T> {
 /**
  * A request's hold on the database. Statements run through `run`, so that when the
  * deadline passes the one in flight is cancelled (rolled back) and one still queued
- * for a pool connection never starts: a 503 then means nothing was written.
+ * for a pool connection never starts: a 503 then means nothing was written. The clock
+ * starts when it is made; `end()` stops it once the operation is over.
  */
 export class Deadline {
   #current: Cancellable<unknown> | undefined;
+  /** Rejects the promise `run` returned, for a statement that not even a cancel ends. */
+  #abandon: ((err: Error) => void) | undefined;
   #expired = false;
+  #timer: NodeJS.Timeout | undefined;
+  #grace: NodeJS.Timeout | undefined;
+
+  /** `ms` from now the statement in flight is cancelled; without `ms`, only `expire()` does that. */
+  constructor(ms?: number) {
+    if (ms !== undefined) this.#timer = setTimeout(() => this.expire(), ms);
+  }
 
   get expired(): boolean {
     return this.#expired;
   }
 
-  async run<T>(statement: Cancellable<T>): Promise<T> {
+  run<T>(statement: Cancellable<T>): Promise<T> {
     if (this.#expired) {
       statement.cancel();
-      throw expiredError();
+      return Promise.reject(expiredError());
     }
     this.#current = statement;
-    try {
-      return await statement;
-    } finally {
-      // Cleared before any timer can fire, so a finished statement is never "cancelled"
-      // (postgres.js would cancel whatever that connection runs next).
-      this.#current = undefined;
-    }
+    return new Promise<T>((resolve, reject) => {
+      this.#abandon = reject;
+      statement.then(
+        (value) => {
+          this.#settled();
+          resolve(value);
+        },
+        (err: unknown) => {
+          this.#settled();
+          reject(err);
+        },
+      );
+    });
+  }
+
+  // Cleared before any timer can fire, so a finished statement is never "cancelled"
+  // (postgres.js would cancel whatever that connection runs next).
+  #settled(): void {
+    this.#current = undefined;
+    this.#abandon = undefined;
+    clearTimeout(this.#grace);
   }
 
   expire(): void {
+    if (this.#expired) return;
     this.#expired = true;
-    this.#current?.cancel();
+    clearTimeout(this.#timer);
+    const current = this.#current;
     this.#current = undefined;
+    if (current === undefined) return;
+    current.cancel();
+    // A database that cannot even take the cancel (frozen, partitioned) still gets an answer.
+    this.#grace = setTimeout(() => this.#abandon?.(expiredError()), CANCEL_GRACE_MS);
+  }
+
+  /** Stops the clock: the operation is over, whatever its outcome. */
+  end(): void {
+    clearTimeout(this.#timer);
+    clearTimeout(this.#grace);
+  }
+
+  /**
+   * What the client is told of an operation that failed with `err`: a statement cancelled
+   * at the deadline is the 503 of an expired deadline (nothing was written); anything
+   * else is itself. A statement that committed before its cancel landed keeps its outcome.
+   */
+  failure(err: unknown): unknown {
+    return this.#expired && isStatementCancelled(err) ? expiredError() : err;
   }
 }
 
@@ -55,33 +100,18 @@ export function isStatementCancelled(err: unknown): boolean {
 }
 
 /**
- * Runs `work` with a deadline. On time the result is whatever the work produced; past
- * it, its statement is cancelled and the client gets 503, unless the statement had
- * already committed, in which case the real outcome is returned. (One promise and one
- * timer per request: this is on every request's path.)
+ * Runs `work` with a deadline: on time, whatever the work produced; past it, its statement
+ * is cancelled and the client gets 503, unless the statement had already committed, in
+ * which case the real outcome is returned. (The task operations inline this, see
+ * contract/handlers.ts: one async frame fewer on every request.)
  */
-export function withDeadline<T>(work: (deadline: Deadline) => Promise<T>, ms: number): Promise<T> {
-  const deadline = new Deadline();
-  return new Promise<T>((resolve, reject) => {
-    let grace: NodeJS.Timeout | undefined;
-    const timer = setTimeout(() => {
-      deadline.expire();
-      // A database that cannot even take the cancel (frozen, partitioned) still gets an answer.
-      grace = setTimeout(() => reject(expiredError()), CANCEL_GRACE_MS);
-    }, ms);
-    const settle = () => {
-      clearTimeout(timer);
-      clearTimeout(grace);
-    };
-    work(deadline).then(
-      (value) => {
-        settle();
-        resolve(value);
-      },
-      (err: unknown) => {
-        settle();
-        reject(deadline.expired && isStatementCancelled(err) ? expiredError() : err);
-      },
-    );
-  });
+export async function withDeadline<T>(work: (deadline: Deadline) => Promise<T>, ms: number): Promise<T> {
+  const deadline = new Deadline(ms);
+  try {
+    return await work(deadline);
+  } catch (err) {
+    throw deadline.failure(err);
+  } finally {
+    deadline.end();
+  }
 }
