@@ -35,10 +35,9 @@ export class Deadline {
   }
 
   run<T>(statement: Cancellable<T>): Promise<T> {
-    if (this.#expired) {
-      statement.cancel();
-      return Promise.reject(expiredError());
-    }
+    // A postgres.js statement runs only once awaited: one refused here never starts. (Cancelling
+    // it would reject a promise nobody awaits, an unhandled rejection that stops the process.)
+    if (this.#expired) return Promise.reject(expiredError());
     this.#current = statement;
     return new Promise<T>((resolve, reject) => {
       this.#abandon = reject;

@@ -7,6 +7,7 @@
 import t from 'tap';
 import postgres from 'postgres';
 import { createSql } from '../../src/db/client.ts';
+import { Deadline } from '../../src/db/deadline.ts';
 import { build, freshSchema, type Built, type Test } from '../helper.ts';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -122,4 +123,31 @@ t.test('a transaction-mode pooler URL (prepare=false) gets no startup timeouts, 
   t.teardown(() => sql.end());
   const [row] = await sql<{ statement_timeout: string }[]>`SELECT current_setting('statement_timeout') AS statement_timeout`;
   t.equal(row?.statement_timeout, '0', 'left to the app-side cancel');
+});
+
+t.test('a Deadline on its own: a statement started after it expired never runs; one that finished is never cancelled', async (t) => {
+  const { url } = await freshSchema(t);
+  const sql = createSql(url);
+  t.teardown(() => sql.end());
+
+  const late = new Deadline(50);
+  t.teardown(() => late.end());
+  await sleep(120);
+  t.ok(late.expired, 'expired with no statement in flight');
+  const refused = await late.run(sql`INSERT INTO users (id) VALUES ('late')`).then(
+    () => undefined,
+    (err: unknown) => err,
+  );
+  t.equal((refused as { statusCode?: number } | undefined)?.statusCode, 503, 'the next statement is refused with the 503');
+  await sleep(100);
+  t.same(await sql`SELECT id FROM users WHERE id = 'late'`, [], 'and it never reached the database');
+
+  const done = new Deadline(80);
+  t.teardown(() => done.end());
+  const [row] = await done.run(sql<{ n: number }[]>`SELECT 1 AS n`);
+  t.equal(row?.n, 1, 'on time: the result');
+  await sleep(150);
+  t.ok(done.expired, 'its clock ran out afterwards');
+  const [again] = await sql<{ n: number }[]>`SELECT 2 AS n`;
+  t.equal(again?.n, 2, 'and nothing on the pool was cancelled by it');
 });
