@@ -9,6 +9,7 @@ import { join } from 'node:path';
 
 const ROOT = new URL('../', import.meta.url).pathname;
 export const MARKER = '/* todo-api: bounded queue (scripts/patch-dependencies.mjs) */';
+export const CANCEL_MARKER = '/* todo-api: a failed cancel is no unhandled rejection (scripts/patch-dependencies.mjs) */';
 
 /**
  * postgres.js 3.4.9: its Queue never compacts while it is not empty, and `remove` scans it
@@ -67,19 +68,32 @@ const QUEUE_AFTER = `    ${MARKER}
       return out
     }`;
 
-export const PATCHES = [
-  ...['src', 'cjs/src', 'cf/src'].map((dir) => ({
-    file: join('node_modules/postgres', dir, 'queue.js'),
-    before: QUEUE_BEFORE,
-    after: QUEUE_AFTER,
-  })),
-];
+/**
+ * postgres.js 3.4.9: `query.cancel()` sends the CancelRequest on a new connection and drops
+ * the promise of that attempt (it returns null). When the new connection fails (the database
+ * unreachable, restarting, a pooler refusing it), the rejection is unhandled, and the process
+ * stops (close-with-grace shuts down on unhandled rejections). A cancel is best effort:
+ * whoever cancels has a deadline of its own (src/db/deadline.ts), so its failure is dropped.
+ */
+const CANCEL_BEFORE = `  cancel() {
+    return this.canceller && (this.canceller(this), this.canceller = null)
+  }`;
 
-function apply({ file, before, after }) {
+const CANCEL_AFTER = `  ${CANCEL_MARKER}
+  cancel() {
+    return this.canceller && (this.canceller(this).catch(() => {}), this.canceller = null)
+  }`;
+
+export const PATCHES = ['src', 'cjs/src', 'cf/src'].flatMap((dir) => [
+  { file: join('node_modules/postgres', dir, 'queue.js'), before: QUEUE_BEFORE, after: QUEUE_AFTER, marker: MARKER },
+  { file: join('node_modules/postgres', dir, 'query.js'), before: CANCEL_BEFORE, after: CANCEL_AFTER, marker: CANCEL_MARKER },
+]);
+
+function apply({ file, before, after, marker }) {
   const path = join(ROOT, file);
   if (!existsSync(path)) return `${file}: not installed, nothing to patch`;
   const text = readFileSync(path, 'utf8');
-  if (text.includes(MARKER)) return undefined; // applied by an earlier install
+  if (text.includes(marker)) return undefined; // applied by an earlier install
   if (!text.includes(before)) return `${file}: the text to patch is not there (another version?); left as it is`;
   writeFileSync(path, text.replace(before, after));
   return undefined;

@@ -4,6 +4,7 @@
  * never runs. PostgreSQL's own timeouts (statement_timeout, lock_timeout) are
  * a 503 too, never a 500.
  */
+import { connect, createServer, type AddressInfo } from 'node:net';
 import t from 'tap';
 import postgres from 'postgres';
 import { createSql } from '../../src/db/client.ts';
@@ -150,4 +151,43 @@ t.test('a Deadline on its own: a statement started after it expired never runs; 
   t.ok(done.expired, 'its clock ran out afterwards');
   const [again] = await sql<{ n: number }[]>`SELECT 2 AS n`;
   t.equal(again?.n, 2, 'and nothing on the pool was cancelled by it');
+});
+
+t.test('a deadline whose cancel cannot reach the database answers 503 at the grace, and the process runs on', async (t) => {
+  const { url } = await freshSchema(t);
+  // The pool reaches PostgreSQL through a relay that, once closed, refuses new connections
+  // (the cancel's) while the pool's own connection stays: a database that went unreachable.
+  const target = new URL(url);
+  const relay = createServer((client) => {
+    const upstream = connect(Number(target.port), target.hostname);
+    client.pipe(upstream).pipe(client);
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+  });
+  await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', () => resolve()));
+  const relayed = new URL(url);
+  relayed.port = String((relay.address() as AddressInfo).port);
+  const sql = createSql(relayed.toString(), { max: 1 });
+  t.teardown(() => sql.end({ timeout: 1 }));
+  await sql`SELECT 1`;
+
+  const unhandled: unknown[] = [];
+  const onUnhandled = (reason: unknown) => unhandled.push(reason);
+  process.on('unhandledRejection', onUnhandled);
+  t.teardown(() => process.off('unhandledRejection', onUnhandled));
+
+  const deadline = new Deadline(300);
+  t.teardown(() => deadline.end());
+  const started = Date.now();
+  const outcome = deadline.run(sql`SELECT pg_sleep(2.5)`).then(
+    () => 'finished',
+    (err: unknown) => err,
+  );
+  await sleep(100);
+  relay.close();
+  const answer = await outcome;
+  t.equal((answer as { statusCode?: number }).statusCode, 503, 'the caller gets the 503');
+  t.ok(Date.now() - started < 2000, `at the grace after the deadline, not when the statement ends (${Date.now() - started} ms)`);
+  await sleep(200);
+  t.same(unhandled, [], 'the failed cancel is no unhandled rejection (which would stop the server)');
 });

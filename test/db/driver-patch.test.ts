@@ -1,6 +1,7 @@
 /**
- * scripts/patch-dependencies.mjs (npm's postinstall) bounds postgres.js's Queue. This
- * checks that the installed driver carries the fix, and that the patched queue still
+ * scripts/patch-dependencies.mjs (npm's postinstall) bounds postgres.js's Queue and keeps a
+ * failed cancel from becoming an unhandled rejection. This checks that the installed driver
+ * carries both fixes, and that the patched queue still
  * behaves as a queue: the same answers as a plain array under a long random mix of the
  * pool's operations (push, shift, remove).
  */
@@ -10,7 +11,7 @@ import t from 'tap';
 
 // The script itself says what its patch looks like (a variable specifier: it is plain JavaScript).
 const script = '../../scripts/patch-dependencies.mjs';
-const { MARKER } = (await import(script)) as { MARKER: string };
+const { MARKER, CANCEL_MARKER } = (await import(script)) as { MARKER: string; CANCEL_MARKER: string };
 // The package exports no package.json: where its ESM entry (src/index.js) is, two levels up.
 const driverDir = join(new URL(import.meta.resolve('postgres')).pathname, '../..');
 
@@ -24,6 +25,12 @@ interface Queue<T> {
 t.test('every build of the driver (ESM, CommonJS, workerd) has the bounded queue', async (t) => {
   for (const dir of ['src', 'cjs/src', 'cf/src']) {
     t.ok(readFileSync(join(driverDir, dir, 'queue.js'), 'utf8').includes(MARKER), `${dir}/queue.js is patched (npm install runs the postinstall)`);
+  }
+});
+
+t.test("every build of the driver drops a failed cancel's rejection (test/db/deadline.test.ts shows why)", async (t) => {
+  for (const dir of ['src', 'cjs/src', 'cf/src']) {
+    t.ok(readFileSync(join(driverDir, dir, 'query.js'), 'utf8').includes(CANCEL_MARKER), `${dir}/query.js is patched`);
   }
 });
 
