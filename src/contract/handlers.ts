@@ -36,7 +36,7 @@ export interface HandlerInput<K extends OperationId> {
   /** The header parameters the contract declares, under the contract's names. */
   headers: HeaderOf<K>;
   caller: K extends PublicOperation ? null : Caller;
-  /** Every statement runs through it, so that none outlives the request (see deadline.ts). */
+  /** Every statement runs through it, one at a time, so that none outlives the request (see deadline.ts). */
   deadline: Deadline;
   log: FastifyBaseLogger;
 }

@@ -16,6 +16,10 @@ interface Cancellable<T> extends PromiseLike<T> {
  * deadline passes the one in flight is cancelled (rolled back) and one still queued
  * for a pool connection never starts: a 503 then means nothing was written. The clock
  * starts when it is made; `end()` stops it once the operation is over.
+ *
+ * The rule for operations: every wait goes through `run`, one statement at a time, and
+ * a rejection of `run` is passed on. The grace after a cancel rejects the statement's
+ * `run`; a wait outside it would outlast the deadline.
  */
 export class Deadline {
   #current: Cancellable<unknown> | undefined;
@@ -43,20 +47,21 @@ export class Deadline {
       this.#abandon = reject;
       statement.then(
         (value) => {
-          this.#settled();
+          this.#settled(statement);
           resolve(value);
         },
         (err: unknown) => {
-          this.#settled();
+          this.#settled(statement);
           reject(err);
         },
       );
     });
   }
 
-  // Cleared before any timer can fire, so a finished statement is never "cancelled"
-  // (postgres.js would cancel whatever that connection runs next).
-  #settled(): void {
+  // Cleared before any timer can fire, so a finished statement is never cancelled; and
+  // only for the statement in flight, should an operation break the one-at-a-time rule.
+  #settled(statement: Cancellable<unknown>): void {
+    if (this.#current !== statement) return;
     this.#current = undefined;
     this.#abandon = undefined;
     clearTimeout(this.#grace);
