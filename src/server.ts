@@ -1,7 +1,6 @@
 import closeWithGrace from 'close-with-grace';
 import type { FastifyInstance } from 'fastify';
 import cluster, { type Worker } from 'node:cluster';
-import { writeSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { userInfo } from 'node:os';
 import { setFlagsFromString } from 'node:v8';
@@ -10,64 +9,9 @@ import { buildApp, LOG_REDACT } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createSql, type Sql } from './db/client.ts';
 import { migrate } from './db/migrate.ts';
+import { logDestination } from './log-destination.ts';
 // Types only: src/dev/ is loaded with import() when DATABASE_URL is absent (never in production).
 import type { EmbeddedDatabase } from './dev/embedded.ts';
-
-/** How long log lines gather before they are written together. */
-const LOG_BATCH_MS = 25;
-
-/**
- * Standard output, each line written within LOG_BATCH_MS, the lines of that span in one write:
- * a write per line cost about 100 µs of the event loop per create under load, the log
- * file contending with PostgreSQL's WAL for the disk (bench/PROFILE.md). What is pending
- * is written on exit.
- */
-function logDestination(): pino.DestinationStream & { flush(cb?: (err?: Error) => void): void } {
-  const out = pino.destination({ dest: 1 });
-  let pending = '';
-  let timer: NodeJS.Timeout | undefined;
-  const flush = () => {
-    if (timer !== undefined) clearTimeout(timer);
-    timer = undefined;
-    if (pending === '') return;
-    out.write(pending); // written now, or right after a write still in flight
-    pending = '';
-  };
-  // At exit there is no event loop left for an asynchronous write: what is pending goes synchronously.
-  process.once('exit', () => {
-    if (timer !== undefined) clearTimeout(timer);
-    try {
-      out.flushSync();
-      writeAllSync(1, pending);
-    } catch {
-      // stdout is gone: nothing left to tell
-    }
-    pending = '';
-  });
-  return {
-    write(line: string) {
-      pending += line;
-      timer ??= setTimeout(flush, LOG_BATCH_MS).unref();
-    },
-    flush(cb) {
-      flush();
-      out.flush(cb);
-    },
-  };
-}
-
-/** Writes all of `text`, waiting out a full pipe (EAGAIN) for up to a second. */
-function writeAllSync(fd: number, text: string): void {
-  let rest = Buffer.from(text);
-  for (let waits = 0; rest.length > 0; ) {
-    try {
-      rest = rest.subarray(writeSync(fd, rest));
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || ++waits > 100) throw err;
-      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
-    }
-  }
-}
 
 /**
  * V8 lets a small heap grow to up to four times what was live at its last full

@@ -1,0 +1,84 @@
+import { writeSync } from 'node:fs';
+import pino from 'pino';
+
+/** How long log lines gather before they are written together. */
+export const LOG_BATCH_MS = 25;
+
+/** Room for one batch: a batch that fills up is written at once. */
+export const LOG_BATCH_BYTES = 64 * 1024;
+
+interface BufferSink {
+  write(bytes: Buffer): boolean;
+  flush(cb?: (err?: Error) => void): void;
+  flushSync(): void;
+}
+
+export type LogDestination = pino.DestinationStream & { flush(cb?: (err?: Error) => void): void };
+
+/**
+ * A file descriptor (standard output) that gets the lines of each LOG_BATCH_MS in one
+ * write: a write per line cost about 100 µs of the event loop per create under load, the
+ * log file contending with PostgreSQL's WAL for the disk. The lines wait in a Buffer,
+ * outside V8's heap: pino builds a line as a tree of string pieces, and a string holding
+ * a batch of them outlived young-generation collections and was promoted to old space
+ * (about 100 KB at each collection under load; bench/PROFILE.md). What is pending is
+ * written on exit.
+ */
+export function logDestination(fd = 1): LogDestination {
+  // Buffers in, written as they are: sonic-boom keeps each until it is written. (Its types
+  // know only its default mode, which takes strings.)
+  const out = pino.destination({ dest: fd, contentMode: 'buffer' }) as unknown as BufferSink;
+  let batch = Buffer.allocUnsafeSlow(LOG_BATCH_BYTES);
+  let used = 0;
+  let timer: NodeJS.Timeout | undefined;
+  const flush = () => {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    if (used === 0) return;
+    out.write(batch.subarray(0, used)); // written now, or right after a write still in flight
+    batch = Buffer.allocUnsafeSlow(LOG_BATCH_BYTES);
+    used = 0;
+  };
+  // At exit there is no event loop left for an asynchronous write: what is pending goes synchronously.
+  process.once('exit', () => {
+    if (timer !== undefined) clearTimeout(timer);
+    try {
+      out.flushSync();
+      writeAllSync(fd, batch.subarray(0, used));
+    } catch {
+      // the descriptor is gone: nothing left to tell
+    }
+    used = 0;
+  });
+  return {
+    write(line: string) {
+      // UTF-8 needs at most three bytes for each UTF-16 unit of the line.
+      if (used + line.length * 3 > batch.length) {
+        flush();
+        if (line.length * 3 > batch.length) {
+          out.write(Buffer.from(line));
+          return;
+        }
+      }
+      used += batch.write(line, used);
+      timer ??= setTimeout(flush, LOG_BATCH_MS).unref();
+    },
+    flush(cb) {
+      flush();
+      out.flush(cb);
+    },
+  };
+}
+
+/** Writes all of `bytes`, waiting out a full pipe (EAGAIN) for up to a second. */
+function writeAllSync(fd: number, bytes: Buffer): void {
+  let rest = bytes;
+  for (let waits = 0; rest.length > 0; ) {
+    try {
+      rest = rest.subarray(writeSync(fd, rest));
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EAGAIN' || ++waits > 100) throw err;
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 10);
+    }
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * src/log-destination.ts: the server's log lines, batched in a Buffer. Every line must reach
+ * the descriptor whole and in order, whatever its size or characters, and none may be lost
+ * when the process exits with lines still pending.
+ */
+import { spawnSync } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import t from 'tap';
+import { LOG_BATCH_BYTES, logDestination } from '../src/log-destination.ts';
+
+t.test('lines of any size and script arrive whole and in order', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'log-destination-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'out.log');
+  const fd = openSync(file, 'a');
+  const dest = logDestination(fd);
+  const lines: string[] = [];
+  const add = (line: string) => {
+    lines.push(line);
+    dest.write(line);
+  };
+  // Enough small lines to fill several batches, multi-byte ones among them (3 and 4 bytes in UTF-8).
+  for (let i = 0; i < 3000; i++) add(`{"n":${i},"title":"${i % 7 === 0 ? 'café €😀' : 'plain'}"}\n`);
+  // A line larger than a whole batch, written between others.
+  add(`{"big":"${'€'.repeat(LOG_BATCH_BYTES)}"}\n`);
+  add('{"after":"big"}\n');
+  dest.flush();
+  // The writes are asynchronous: wait (at most 10 s) until the file holds as many bytes as were logged.
+  const expected = lines.join('');
+  const bytes = Buffer.byteLength(expected);
+  for (const until = Date.now() + 10_000; statSync(file).size < bytes && Date.now() < until; ) {
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  closeSync(fd);
+  const written = readFileSync(file, 'utf8');
+  t.equal(written.length, expected.length, 'as many characters as were logged');
+  t.ok(written === expected, 'the same lines, in the same order');
+});
+
+t.test('lines still pending when the process exits are written', async (t) => {
+  // A child logs, then exits at once: no timer, no event loop turn, for the batch to go out.
+  const code = `
+    import { logDestination } from ${JSON.stringify(new URL('../src/log-destination.ts', import.meta.url).pathname)};
+    const dest = logDestination(1);
+    for (let i = 0; i < 5; i++) dest.write(JSON.stringify({ n: i, msg: 'before exit' }) + '\\n');
+    process.exit(0);`;
+  const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 30_000 });
+  t.equal(child.status, 0, child.stderr);
+  const got = child.stdout.split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { n: number }).n);
+  t.same(got, [0, 1, 2, 3, 4], 'all five lines, in order');
+});
