@@ -25,18 +25,18 @@ export type LogDestination = pino.DestinationStream & { flush(cb?: (err?: Error)
  * written on exit.
  */
 export function logDestination(fd = 1): LogDestination {
-  // Buffers in, written as they are: sonic-boom keeps each until it is written. (Its types
-  // know only its default mode, which takes strings.)
+  // Buffers in, written as they are. (Its types know only its default mode, which takes strings.)
   const out = pino.destination({ dest: fd, contentMode: 'buffer' }) as unknown as BufferSink;
-  let batch = Buffer.allocUnsafeSlow(LOG_BATCH_BYTES);
+  const batch = Buffer.allocUnsafeSlow(LOG_BATCH_BYTES);
   let used = 0;
   let timer: NodeJS.Timeout | undefined;
   const flush = () => {
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
     if (used === 0) return;
-    out.write(batch.subarray(0, used)); // written now, or right after a write still in flight
-    batch = Buffer.allocUnsafeSlow(LOG_BATCH_BYTES);
+    // A copy of what is used (sonic-boom keeps it until written), so the batch is free again at once;
+    // written now, or right after a write still in flight.
+    out.write(Buffer.from(batch.subarray(0, used)));
     used = 0;
   };
   // At exit there is no event loop left for an asynchronous write: what is pending goes synchronously.
