@@ -7,12 +7,6 @@ export const LOG_BATCH_MS = 25;
 /** Room for one batch: a batch that fills up is written at once. */
 export const LOG_BATCH_BYTES = 64 * 1024;
 
-interface BufferSink {
-  write(bytes: Buffer): boolean;
-  flush(cb?: (err?: Error) => void): void;
-  flushSync(): void;
-}
-
 export type LogDestination = pino.DestinationStream & { flush(cb?: (err?: Error) => void): void };
 
 /**
@@ -25,8 +19,8 @@ export type LogDestination = pino.DestinationStream & { flush(cb?: (err?: Error)
  * written on exit.
  */
 export function logDestination(fd = 1): LogDestination {
-  // Buffers in, written as they are. (Its types know only its default mode, which takes strings.)
-  const out = pino.destination({ dest: fd, contentMode: 'buffer' }) as unknown as BufferSink;
+  // Strings in: sonic-boom's buffer mode miscounts a batch it puts back after a failed write.
+  const out = pino.destination({ dest: fd });
   const batch = Buffer.allocUnsafeSlow(LOG_BATCH_BYTES);
   let used = 0;
   let timer: NodeJS.Timeout | undefined;
@@ -34,9 +28,9 @@ export function logDestination(fd = 1): LogDestination {
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
     if (used === 0) return;
-    // A copy of what is used (sonic-boom keeps it until written), so the batch is free again at once;
-    // written now, or right after a write still in flight.
-    out.write(Buffer.from(batch.subarray(0, used)));
+    // One flat string (not a tree of pieces) that sonic-boom keeps until written, so the batch
+    // is free again at once; written now, or right after a write still in flight.
+    out.write(batch.toString('utf8', 0, used));
     used = 0;
   };
   // At exit there is no event loop left for an asynchronous write: what is pending goes synchronously.
@@ -56,7 +50,7 @@ export function logDestination(fd = 1): LogDestination {
       if (used + line.length * 3 > batch.length) {
         flush();
         if (line.length * 3 > batch.length) {
-          out.write(Buffer.from(line));
+          out.write(line);
           return;
         }
       }

@@ -23,6 +23,11 @@ t.test('lines of any size and script arrive whole and in order', async (t) => {
   };
   // Enough small lines to fill several batches, multi-byte ones among them (3 and 4 bytes in UTF-8).
   for (let i = 0; i < 3000; i++) add(`{"n":${i},"title":"${i % 7 === 0 ? 'café €😀' : 'plain'}"}\n`);
+  // Three-byte characters only: lines that just fit a batch and lines that cross its edge.
+  for (let i = 0; i < 40; i++) add(`{"euro":"${'€'.repeat(997 + i * 13)}"}\n`);
+  add(`{"wide":"${'€'.repeat(Math.floor(LOG_BATCH_BYTES / 3) - 12)}"}\n`);
+  // Between a third and a half of a batch in UTF-16 units, but more bytes than a batch holds.
+  add(`{"wider":"${'€'.repeat(Math.floor(LOG_BATCH_BYTES * 0.45))}"}\n`);
   // A line larger than a whole batch, written between others.
   add(`{"big":"${'€'.repeat(LOG_BATCH_BYTES)}"}\n`);
   add('{"after":"big"}\n');
@@ -37,6 +42,23 @@ t.test('lines of any size and script arrive whole and in order', async (t) => {
   const written = readFileSync(file, 'utf8');
   t.equal(written.length, expected.length, 'as many characters as were logged');
   t.ok(written === expected, 'the same lines, in the same order');
+});
+
+t.test('lines go out within the batch interval without a flush', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'log-destination-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const file = join(dir, 'out.log');
+  const fd = openSync(file, 'a');
+  const dest = logDestination(fd);
+  dest.write('{"first":1}\n');
+  dest.write('{"second":2}\n');
+  t.equal(statSync(file).size, 0, 'nothing is written at once');
+  for (const until = Date.now() + 10_000; statSync(file).size === 0 && Date.now() < until; ) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 50));
+  closeSync(fd);
+  t.equal(readFileSync(file, 'utf8'), '{"first":1}\n{"second":2}\n', 'both lines, in one batch, by the timer');
 });
 
 t.test('lines still pending when the process exits are written', async (t) => {
