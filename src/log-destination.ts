@@ -7,7 +7,17 @@ export const LOG_BATCH_MS = 25;
 /** Room for one batch: a batch that fills up is written at once. */
 export const LOG_BATCH_BYTES = 64 * 1024;
 
-export type LogDestination = pino.DestinationStream & { flush(cb?: (err?: Error) => void): void };
+/** The longest `drained()` waits: a reader that has stopped reading must not hold up an exit. */
+const DRAIN_WAIT_MS = 2_000;
+
+export type LogDestination = pino.DestinationStream & {
+  flush(cb?: (err?: Error) => void): void;
+  /**
+   * Resolves once every line so far is written (or after DRAIN_WAIT_MS). Call it before a
+   * planned exit: at exit a write still in flight is cut short, and the lines after it with it.
+   */
+  drained(): Promise<void>;
+};
 
 /**
  * A file descriptor (standard output) that gets the lines of each LOG_BATCH_MS in one
@@ -24,13 +34,34 @@ export function logDestination(fd = 1): LogDestination {
   const batch = Buffer.allocUnsafeSlow(LOG_BATCH_BYTES);
   let used = 0;
   let timer: NodeJS.Timeout | undefined;
+  // Bytes handed to sonic-boom and not yet written (its 'write' events count them down).
+  let queued = 0;
+  let failed = false;
+  const waiting: Array<() => void> = [];
+  const settle = () => {
+    queued = 0;
+    for (const resolve of waiting.splice(0)) resolve();
+  };
+  out.on('write', (n: number) => {
+    queued -= n;
+    if (queued <= 0) settle();
+  });
+  // A failed descriptor will not drain (pino stops writing to a closed pipe): nobody waits on it.
+  out.on('error', () => {
+    failed = true;
+    settle();
+  });
+  const send = (text: string, bytes: number) => {
+    queued += bytes;
+    out.write(text);
+  };
   const flush = () => {
     if (timer !== undefined) clearTimeout(timer);
     timer = undefined;
     if (used === 0) return;
     // One flat string (not a tree of pieces) that sonic-boom keeps until written, so the batch
     // is free again at once; written now, or right after a write still in flight.
-    out.write(batch.toString('utf8', 0, used));
+    send(batch.toString('utf8', 0, used), used);
     used = 0;
   };
   // At exit there is no event loop left for an asynchronous write: what is pending goes synchronously.
@@ -50,7 +81,7 @@ export function logDestination(fd = 1): LogDestination {
       if (used + line.length * 3 > batch.length) {
         flush();
         if (line.length * 3 > batch.length) {
-          out.write(line);
+          send(line, Buffer.byteLength(line));
           return;
         }
       }
@@ -60,6 +91,17 @@ export function logDestination(fd = 1): LogDestination {
     flush(cb) {
       flush();
       out.flush(cb);
+    },
+    drained() {
+      flush();
+      if (queued === 0 || failed) return Promise.resolve();
+      return new Promise<void>((resolve) => {
+        const timeout = setTimeout(resolve, DRAIN_WAIT_MS).unref();
+        waiting.push(() => {
+          clearTimeout(timeout);
+          resolve();
+        });
+      });
     },
   };
 }

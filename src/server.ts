@@ -9,7 +9,7 @@ import { buildApp, LOG_REDACT } from './app.ts';
 import { ConfigError, loadConfig, type Config } from './config.ts';
 import { createSql, type Sql } from './db/client.ts';
 import { migrate } from './db/migrate.ts';
-import { logDestination } from './log-destination.ts';
+import { logDestination, type LogDestination } from './log-destination.ts';
 // Types only: src/dev/ is loaded with import() when DATABASE_URL is absent (never in production).
 import type { EmbeddedDatabase } from './dev/embedded.ts';
 
@@ -45,9 +45,10 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  const log = pino({ level: config.logLevel, redact: LOG_REDACT }, logDestination());
+  const destination = logDestination();
+  const log = pino({ level: config.logLevel, redact: LOG_REDACT }, destination);
   // A worker gets DATABASE_URL (and SECRET_KEY) from the primary, which did the rest.
-  if (cluster.isWorker) return serveWorker(config, log);
+  if (cluster.isWorker) return serveWorker(config, log, destination);
 
   // Before any database is touched: a second start on a port in use changes nothing.
   if (config.port !== 0) await assertPortFree(config.host, config.port);
@@ -78,6 +79,8 @@ async function main(): Promise<void> {
     if (app) await app.close();
     else await sql?.end({ timeout: 5 });
     await embedded?.stop();
+    // close-with-grace exits as soon as this returns: the last lines must be out first.
+    await destination.drained();
     // An orchestrator should see a failure, and restart us.
     if (workerFailed) process.exit(1);
   });
@@ -162,7 +165,7 @@ function appOptions(config: Config, log: Logger) {
 }
 
 /** One of WEB_CONCURRENCY workers: serves on the shared port; the primary ran the migrations. */
-async function serveWorker(config: Config, log: Logger): Promise<void> {
+async function serveWorker(config: Config, log: Logger, destination: LogDestination): Promise<void> {
   if (config.databaseUrl === undefined) throw new Error('a worker needs DATABASE_URL from the primary');
   const sql = createSql(config.databaseUrl, { max: config.dbPoolMax, deadlineMs: config.operationDeadlineMs });
   let app: FastifyInstance | undefined;
@@ -173,6 +176,7 @@ async function serveWorker(config: Config, log: Logger): Promise<void> {
     else log.info({ signal }, 'worker shutting down');
     if (app) await app.close();
     else await sql.end({ timeout: 5 });
+    await destination.drained();
   });
   // The primary asks by message, not by signal: a Ctrl-C already signals the whole group,
   // and close-with-grace takes a second signal as "exit now".

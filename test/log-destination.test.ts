@@ -73,3 +73,41 @@ t.test('lines still pending when the process exits are written', async (t) => {
   const got = child.stdout.split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { n: number }).n);
   t.same(got, [0, 1, 2, 3, 4], 'all five lines, in order');
 });
+
+t.test('drained() waits for a slow reader, so that an exit right after it loses no line', async (t) => {
+  // The pipe is full and its reader starts a second late: the batch write in flight keeps
+  // retrying, and an exit in the meantime would cut it short (with every line after it).
+  const code = `
+    import { writeSync } from 'node:fs';
+    import { logDestination } from ${JSON.stringify(new URL('../src/log-destination.ts', import.meta.url).pathname)};
+    const dest = logDestination(1);
+    writeSync(1, 'x'.repeat(59_999) + '\\n');
+    const line = (n) => JSON.stringify({ n, pad: 'p'.repeat(40) }) + '\\n';
+    for (let n = 0; n < 1000; n++) dest.write(line(n));
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    for (let n = 1000; n < 4000; n++) dest.write(line(n));
+    await dest.drained();
+    process.exit(0);`;
+  const child = spawnSync('sh', ['-c', `"${process.execPath}" --import tsx --input-type=module -e "$CODE" | (sleep 1; cat)`], {
+    encoding: 'utf8',
+    timeout: 30_000,
+    env: { ...process.env, CODE: code },
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  t.equal(child.status, 0, child.stderr);
+  const got = child.stdout
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .map((line) => {
+      try {
+        return (JSON.parse(line) as { n: number }).n;
+      } catch {
+        return -1; // a line cut short
+      }
+    });
+  t.equal(got.length, 4000, 'every line');
+  t.ok(
+    got.every((n, i) => n === i),
+    'in order',
+  );
+});
