@@ -2,7 +2,7 @@ import { writeSync } from 'node:fs';
 import pino from 'pino';
 
 /** How long log lines gather before they are written together. */
-export const LOG_BATCH_MS = 25;
+const LOG_BATCH_MS = 25;
 
 /** Room for one batch: a batch that fills up is written at once. */
 export const LOG_BATCH_BYTES = 64 * 1024;

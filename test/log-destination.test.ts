@@ -7,15 +7,33 @@ import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { LOG_BATCH_BYTES, logDestination } from '../src/log-destination.ts';
 
-t.test('lines of any size and script arrive whole and in order', async (t) => {
+/** A destination writing to a file of a fresh temporary directory, removed after the test. */
+function fileDestination(t: Test) {
   const dir = mkdtempSync(join(tmpdir(), 'log-destination-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'out.log');
   const fd = openSync(file, 'a');
-  const dest = logDestination(fd);
+  return { file, fd, dest: logDestination(fd) };
+}
+
+/** Waits (at most 10 s) for the asynchronous writes to make `done` true. */
+async function until(done: () => boolean): Promise<void> {
+  for (const deadline = Date.now() + 10_000; !done() && Date.now() < deadline; ) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** An ES module that makes `dest`, a destination on standard output, then runs `body`. */
+const childModule = (body: string) => `
+  import { logDestination } from ${JSON.stringify(new URL('../src/log-destination.ts', import.meta.url).pathname)};
+  const dest = logDestination(1);
+  ${body}`;
+
+t.test('lines of any size and script arrive whole and in order', async (t) => {
+  const { file, fd, dest } = fileDestination(t);
   const lines: string[] = [];
   const add = (line: string) => {
     lines.push(line);
@@ -32,12 +50,9 @@ t.test('lines of any size and script arrive whole and in order', async (t) => {
   add(`{"big":"${'€'.repeat(LOG_BATCH_BYTES)}"}\n`);
   add('{"after":"big"}\n');
   dest.flush();
-  // The writes are asynchronous: wait (at most 10 s) until the file holds as many bytes as were logged.
   const expected = lines.join('');
   const bytes = Buffer.byteLength(expected);
-  for (const until = Date.now() + 10_000; statSync(file).size < bytes && Date.now() < until; ) {
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
+  await until(() => statSync(file).size >= bytes);
   closeSync(fd);
   const written = readFileSync(file, 'utf8');
   t.equal(written.length, expected.length, 'as many characters as were logged');
@@ -45,17 +60,11 @@ t.test('lines of any size and script arrive whole and in order', async (t) => {
 });
 
 t.test('lines go out within the batch interval without a flush', async (t) => {
-  const dir = mkdtempSync(join(tmpdir(), 'log-destination-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
-  const file = join(dir, 'out.log');
-  const fd = openSync(file, 'a');
-  const dest = logDestination(fd);
+  const { file, fd, dest } = fileDestination(t);
   dest.write('{"first":1}\n');
   dest.write('{"second":2}\n');
   t.equal(statSync(file).size, 0, 'nothing is written at once');
-  for (const until = Date.now() + 10_000; statSync(file).size === 0 && Date.now() < until; ) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
+  await until(() => statSync(file).size > 0);
   await new Promise((resolve) => setTimeout(resolve, 50));
   closeSync(fd);
   t.equal(readFileSync(file, 'utf8'), '{"first":1}\n{"second":2}\n', 'both lines, in one batch, by the timer');
@@ -63,11 +72,9 @@ t.test('lines go out within the batch interval without a flush', async (t) => {
 
 t.test('lines still pending when the process exits are written', async (t) => {
   // A child logs, then exits at once: no timer, no event loop turn, for the batch to go out.
-  const code = `
-    import { logDestination } from ${JSON.stringify(new URL('../src/log-destination.ts', import.meta.url).pathname)};
-    const dest = logDestination(1);
+  const code = childModule(`
     for (let i = 0; i < 5; i++) dest.write(JSON.stringify({ n: i, msg: 'before exit' }) + '\\n');
-    process.exit(0);`;
+    process.exit(0);`);
   const child = spawnSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', code], { encoding: 'utf8', timeout: 30_000 });
   t.equal(child.status, 0, child.stderr);
   const got = child.stdout.split('\n').filter(Boolean).map((line) => (JSON.parse(line) as { n: number }).n);
@@ -77,17 +84,15 @@ t.test('lines still pending when the process exits are written', async (t) => {
 t.test('drained() waits for a slow reader, so that an exit right after it loses no line', async (t) => {
   // The pipe is full and its reader starts a second late: the batch write in flight keeps
   // retrying, and an exit in the meantime would cut it short (with every line after it).
-  const code = `
-    import { writeSync } from 'node:fs';
-    import { logDestination } from ${JSON.stringify(new URL('../src/log-destination.ts', import.meta.url).pathname)};
-    const dest = logDestination(1);
+  const code = childModule(`
+    const { writeSync } = await import('node:fs');
     writeSync(1, 'x'.repeat(59_999) + '\\n');
     const line = (n) => JSON.stringify({ n, pad: 'p'.repeat(40) }) + '\\n';
     for (let n = 0; n < 1000; n++) dest.write(line(n));
     await new Promise((resolve) => setTimeout(resolve, 60));
     for (let n = 1000; n < 4000; n++) dest.write(line(n));
     await dest.drained();
-    process.exit(0);`;
+    process.exit(0);`);
   const child = spawnSync('sh', ['-c', `"${process.execPath}" --import tsx --input-type=module -e "$CODE" | (sleep 1; cat)`], {
     encoding: 'utf8',
     timeout: 30_000,
