@@ -81,10 +81,12 @@ export interface paths {
         /**
          * List your tasks
          * @description The authenticated user's tasks, newest first (`created_at` descending, then
-         *     `id` descending), one page at a time. Pass `next_cursor` from a page as
-         *     `cursor` to get the next one; it is `null` on the last page. A cursor is
-         *     opaque: do not build or edit one, and keep the same `status` filter while
-         *     paging.
+         *     `id` descending) unless `sort` says otherwise, one page at a time. Pass
+         *     `next_cursor` from a page as `cursor` to get the next one; it is `null` on
+         *     the last page. A cursor is opaque: do not build or edit one, and keep the
+         *     same `sort`, filters and `q` while paging (another query with it is a `400`).
+         *     Filters combine (all must hold): `status`, `due_before`, `due_after`,
+         *     `has_due`, and `q`, a case-insensitive search of `title` and `notes`.
          *     Each page carries a weak `ETag`: send it back in `If-None-Match` to get
          *     `304 Not Modified` (no body) while the page is unchanged.
          */
@@ -92,15 +94,25 @@ export interface paths {
         put?: never;
         /**
          * Create a task
-         * @description Creates a task owned by the authenticated user, with status `pending`. The
-         *     title is trimmed of surrounding white space first. The response carries the
-         *     new task, its URL in `Location` and its `ETag`.
+         * @description Creates a task owned by the authenticated user, with status `pending`, at
+         *     the top of the manual order. The title is trimmed of surrounding white
+         *     space first (`notes` are stored as sent). The response carries the new
+         *     task, its URL in `Location` and its `ETag`.
+         *
+         *     **Client-chosen ids.** Send an `id` (a UUID you make) to create a task
+         *     offline and send it later: a new `id` is a `201` with that id; the same
+         *     `id` with the same fields (after trimming) replays the first `201` exactly
+         *     (`Idempotent-Replayed: true`) for as long as an `Idempotency-Key` is kept;
+         *     the same `id` with other fields, an `id` that is another user's, or the
+         *     `id` of a deleted task is `409 ID_CONFLICT` and nothing is written. A
+         *     deleted task is never brought back. An `Idempotency-Key` sent with an `id`
+         *     must be that same UUID (any case), otherwise `422`.
          *
          *     **Safe retries.** Send a fresh `Idempotency-Key` (a UUID, say) with each new
          *     task and the same key when you retry it. Within 24 hours, the same key with
-         *     the same title replays the first `201` exactly (same task, same `Location`,
+         *     the same fields replays the first `201` exactly (same task, same `Location`,
          *     `Idempotent-Replayed: true`) and never creates a second task; the same key
-         *     with another title is `422 IDEMPOTENCY_KEY_REUSED`. A retry sent while the
+         *     with another title, notes or due date is `422 IDEMPOTENCY_KEY_REUSED`. A retry sent while the
          *     first request is still running waits for it and replays its answer. Keys
          *     belong to the user: another user's identical key is unrelated. A request
          *     that fails (any 4xx or 5xx) leaves the key unused.
@@ -119,8 +131,9 @@ export interface paths {
          * Set the status of many tasks ("mark all as done")
          * @description Sets `status` on all of the authenticated user's tasks, or only on those with
          *     the status given in the `status` query parameter. Only `status` can be set in
-         *     bulk. Tasks that already have that status are not touched (their
-         *     `updated_at` and ETag stay as they are). One transaction; the change feed
+         *     bulk; `completed_at` follows it as on a single task. Tasks that already have
+         *     that status are not touched (their `updated_at`, `completed_at` and ETag
+         *     stay as they are). One transaction; the change feed
          *     and streams see every changed task.
          */
         patch: operations["updateTasks"];
@@ -136,7 +149,9 @@ export interface paths {
         /**
          * Count your tasks by status
          * @description How many of the authenticated user's tasks are pending, completed, and in
-         *     all ("3 items left"), read in one statement.
+         *     all ("3 items left"), read in one statement. With `today` (the client's
+         *     date), also how many pending tasks are `overdue` and `due_today`; without
+         *     it the body has exactly the three numbers.
          */
         get: operations["countTasks"];
         put?: never;
@@ -247,11 +262,44 @@ export interface paths {
         head?: never;
         /**
          * Change a task's title or status
-         * @description Changes the fields given (at least one of `title` and `status`) and leaves
-         *     the others as they are. `updated_at` moves forward on every successful call.
+         * @description Changes the fields given (at least one of `title`, `status`, `notes` and
+         *     `due_date`; `null` clears the due date) and leaves the others as they are.
+         *     Marking a task `completed` sets `completed_at`; marking it `pending` clears
+         *     it; otherwise it stays. `updated_at` moves forward on every successful call.
          *     With `If-Match`, the change is made only if the task still has that ETag.
          */
         patch: operations["updateTask"];
+        trace?: never;
+    };
+    "/api/tasks/{id}/move": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /**
+                 * @description The task's id (a UUID).
+                 * @example 6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b
+                 */
+                id: components["parameters"]["TaskId"];
+            };
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Move a task in the manual order (drag and drop)
+         * @description Puts the task just `before` or just `after` another of your tasks, or at
+         *     the `top` or `bottom` of your manual order (`sort=position`), and answers
+         *     with the moved task: its new `position` and `ETag`. The neighbour must be
+         *     one of your tasks and not the task itself (otherwise `400` on `before` or
+         *     `after`). With `If-Match`, the move is made only if the task still has that
+         *     ETag. Moving a task where it already is still gives it a new position.
+         */
+        post: operations["moveTask"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
         trace?: never;
     };
 }
@@ -264,6 +312,32 @@ export interface components {
          * @enum {string}
          */
         TaskStatus: "pending" | "completed";
+        /**
+         * @description Free text about the task: 0 to 8,192 characters (Unicode code points), stored
+         *     exactly as sent (not trimmed: a note may start with a newline); no NUL or
+         *     unpaired surrogate code units. `""` when there are none; never `null`.
+         * @example 2 litres, semi-skimmed.
+         *     The shop on the corner closes at 8.
+         */
+        TaskNotes: string;
+        /**
+         * Format: date
+         * @description The day the task is due, as a calendar date `YYYY-MM-DD` without a time
+         *     (which day is "today" is the client's business), or `null` for none.
+         *     Impossible dates such as `2026-02-30` are refused.
+         * @example 2026-01-07
+         */
+        DueDate: string | null;
+        /**
+         * @description The task's place in the user's manual order: an opaque key; compare two
+         *     keys as plain byte strings (`a < b` means a comes first; never a locale
+         *     comparison). New tasks go to the top. Changed only by a move (`POST
+         *     /api/tasks/{id}/move`) and, rarely, when the server renumbers a user's
+         *     keys to keep them short (every renumbered task then appears in the
+         *     change feed). Read-only; at most 64 characters.
+         * @example a0
+         */
+        Position: string;
         /**
          * @description What the task is. Surrounding white space is trimmed; what is left must be
          *     1 to 500 characters (Unicode code points) and must not contain NUL or
@@ -279,13 +353,17 @@ export interface components {
          *       "status": "pending",
          *       "user_id": "usr_7kq2m9x",
          *       "created_at": "2026-01-06T10:15:30.123Z",
-         *       "updated_at": "2026-01-06T10:15:30.123Z"
+         *       "updated_at": "2026-01-06T10:15:30.123Z",
+         *       "notes": "",
+         *       "due_date": null,
+         *       "completed_at": null,
+         *       "position": "a0"
          *     }
          */
         Task: {
             /**
              * Format: uuid
-             * @description The task's id, assigned by the server.
+             * @description The task's id, assigned by the server or chosen by the client on create.
              * @example 6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b
              */
             id: string;
@@ -308,9 +386,19 @@ export interface components {
              * @example 2026-01-06T10:15:30.123Z
              */
             updated_at: string;
+            notes: components["schemas"]["TaskNotes"];
+            due_date: components["schemas"]["DueDate"];
+            /**
+             * Format: date-time
+             * @description When the task was last marked `completed` (RFC 3339, UTC, milliseconds),
+             *     set by the server; `null` while it is pending. Read-only.
+             * @example 2026-01-06T11:02:00.000Z
+             */
+            completed_at: string | null;
+            position: components["schemas"]["Position"];
         };
         /**
-         * @description One page of tasks, newest first.
+         * @description One page of tasks, in the order asked for (newest first by default).
          * @example {
          *       "items": [
          *         {
@@ -319,7 +407,11 @@ export interface components {
          *           "status": "pending",
          *           "user_id": "usr_7kq2m9x",
          *           "created_at": "2026-01-06T10:15:30.123Z",
-         *           "updated_at": "2026-01-06T10:15:30.123Z"
+         *           "updated_at": "2026-01-06T10:15:30.123Z",
+         *           "notes": "",
+         *           "due_date": null,
+         *           "completed_at": null,
+         *           "position": "a0"
          *         }
          *       ],
          *       "next_cursor": null
@@ -335,13 +427,31 @@ export interface components {
             next_cursor: string | null;
         };
         /**
-         * @description A new task. Fields other than `title` are rejected.
+         * @description A new task: a `title`, optionally `notes`, a `due_date` and an `id` of your
+         *     own choosing. Other fields (`status`, `completed_at`, `position`, ...) are
+         *     rejected: a new task is pending and goes to the top of the manual order.
          * @example {
          *       "title": "Buy milk"
          *     }
+         * @example {
+         *       "id": "0b9d8c7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d",
+         *       "title": "Buy milk",
+         *       "notes": "2 litres, semi-skimmed.",
+         *       "due_date": "2026-01-07"
+         *     }
          */
         CreateTaskRequest: {
+            /**
+             * Format: uuid
+             * @description A UUID chosen by the client (create offline, send later). It is its own
+             *     idempotency key: sending the same `id` and fields again replays the
+             *     first `201`. Stored and returned in lower case.
+             * @example 0b9d8c7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d
+             */
+            id?: string;
             title: components["schemas"]["TaskTitle"];
+            notes?: components["schemas"]["TaskNotes"];
+            due_date?: components["schemas"]["DueDate"];
         };
         /**
          * @description The task's new title. Fields other than `title` are rejected.
@@ -353,7 +463,8 @@ export interface components {
             title: components["schemas"]["TaskTitle"];
         };
         /**
-         * @description The fields to change; at least one. Other fields are rejected.
+         * @description The fields to change; at least one. Other fields (`completed_at`,
+         *     `position`, ...) are rejected.
          * @example {
          *       "status": "completed"
          *     }
@@ -361,10 +472,45 @@ export interface components {
          *       "title": "Buy oat milk",
          *       "status": "pending"
          *     }
+         * @example {
+         *       "notes": "",
+         *       "due_date": null
+         *     }
          */
         UpdateTaskRequest: {
             title?: components["schemas"]["TaskTitle"];
             status?: components["schemas"]["TaskStatus"];
+            notes?: components["schemas"]["TaskNotes"];
+            due_date?: components["schemas"]["DueDate"];
+        };
+        /**
+         * @description Where the task goes in the manual order: exactly one of `before` (the task
+         *     it goes just before), `after` (just after), or `to` (`top` or `bottom`).
+         * @example {
+         *       "before": "0b9d8c7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d"
+         *     }
+         * @example {
+         *       "to": "top"
+         *     }
+         */
+        MoveTaskRequest: {
+            /**
+             * Format: uuid
+             * @description Put the task just before this one of your tasks.
+             * @example 0b9d8c7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d
+             */
+            before?: string;
+            /**
+             * Format: uuid
+             * @description Put the task just after this one of your tasks.
+             * @example 0b9d8c7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d
+             */
+            after?: string;
+            /**
+             * @description Put the task first (`top`) or last (`bottom`).
+             * @enum {string}
+             */
+            to?: "top" | "bottom";
         };
         /**
          * @description The status to set on every matching task; no other field can be set in bulk.
@@ -406,6 +552,10 @@ export interface components {
         TaskCounts: {
             /** @description Tasks still to do. */
             pending: number;
+            /** @description With `today` only. Pending tasks whose `due_date` is before `today`. */
+            overdue?: number;
+            /** @description With `today` only. Pending tasks whose `due_date` is `today`. */
+            due_today?: number;
             /** @description Tasks done. */
             completed: number;
             /** @description All tasks (pending + completed). */
@@ -421,7 +571,11 @@ export interface components {
          *         "status": "completed",
          *         "user_id": "usr_7kq2m9x",
          *         "created_at": "2026-01-06T10:15:30.123Z",
-         *         "updated_at": "2026-01-06T11:02:00.000Z"
+         *         "updated_at": "2026-01-06T11:02:00.000Z",
+         *         "notes": "",
+         *         "due_date": null,
+         *         "completed_at": "2026-01-06T11:02:00.000Z",
+         *         "position": "a0"
          *       }
          *     }
          */
@@ -610,7 +764,7 @@ export interface components {
              *     minor version of the contract: handle a code you do not know by the HTTP status.
              * @enum {string}
              */
-            code: "VALIDATION_ERROR" | "MALFORMED_REQUEST" | "NOT_AUTHENTICATED" | "INVALID_TOKEN" | "TOKEN_EXPIRED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PRECONDITION_FAILED" | "SYNC_EXPIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "TOO_MANY_STREAMS" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "RATE_LIMITED";
+            code: "VALIDATION_ERROR" | "MALFORMED_REQUEST" | "NOT_AUTHENTICATED" | "INVALID_TOKEN" | "TOKEN_EXPIRED" | "FORBIDDEN" | "NOT_FOUND" | "METHOD_NOT_ALLOWED" | "PRECONDITION_FAILED" | "SYNC_EXPIRED" | "PAYLOAD_TOO_LARGE" | "UNSUPPORTED_MEDIA_TYPE" | "IDEMPOTENCY_KEY_REUSED" | "ID_CONFLICT" | "TOO_MANY_STREAMS" | "INTERNAL_ERROR" | "SERVICE_UNAVAILABLE" | "RATE_LIMITED";
             /** @description A sentence for developers; it may change, so do not parse it. */
             message: string;
             /** @description For `VALIDATION_ERROR`, one entry per failing field (at most 20); otherwise `null`. */
@@ -712,6 +866,20 @@ export interface components {
          *     it again, then decide.
          */
         PreconditionFailed: {
+            headers: {
+                "X-Request-Id": components["headers"]["XRequestId"];
+                [name: string]: unknown;
+            };
+            content: {
+                "application/json": components["schemas"]["Error"];
+            };
+        };
+        /**
+         * @description `ID_CONFLICT`: the `id` is taken (by another create with other fields, by
+         *     another user's task, or by a deleted task). Nothing was written; choose a
+         *     new id.
+         */
+        IdConflict: {
             headers: {
                 "X-Request-Id": components["headers"]["XRequestId"];
                 [name: string]: unknown;
@@ -858,8 +1026,50 @@ export interface components {
          * @example 20
          */
         Limit: number;
-        /** @description The `next_cursor` of the previous page, as it was given. */
+        /**
+         * @description The `next_cursor` of the previous page, as it was given. It belongs to its
+         *     query: with another `sort`, filter or `q` it is a `400` on `cursor`.
+         */
         Cursor: string;
+        /**
+         * @description The order of the list. `created` (the default): newest first (`created_at`
+         *     descending, then `id` descending). `position`: the manual order (`position`
+         *     ascending, as byte strings). `due`: earliest `due_date` first, tasks without
+         *     one last, ties newest first (`created_at`, then `id`, descending).
+         *     `updated`: most recently changed first (`updated_at` descending, then `id`
+         *     descending).
+         * @example position
+         */
+        Sort: "created" | "position" | "due" | "updated";
+        /**
+         * @description Only tasks due on or before this date (`YYYY-MM-DD`); tasks without a due date never match.
+         * @example 2026-01-31
+         */
+        DueBefore: string;
+        /**
+         * @description Only tasks due on or after this date (`YYYY-MM-DD`); tasks without a due date never match.
+         * @example 2026-01-01
+         */
+        DueAfter: string;
+        /**
+         * @description `true`: only tasks with a due date; `false`: only tasks without one.
+         * @example true
+         */
+        HasDue: boolean;
+        /**
+         * @description Only tasks whose `title` or `notes` contain this text, ignoring case (1 to
+         *     200 characters). Every character is literal: `%`, `_` and `\` are not
+         *     patterns.
+         * @example milk
+         */
+        Search: string;
+        /**
+         * @description The client's today (`YYYY-MM-DD`): with it, the counts add `overdue` and
+         *     `due_today` (pending tasks only). Which day it is depends on the user's time
+         *     zone, so the client says.
+         * @example 2026-01-07
+         */
+        Today: string;
         /**
          * @description Makes the create safe to retry (IETF httpapi Idempotency-Key draft): 1 to 255
          *     visible ASCII characters, unique per new task (a UUID is a good choice).
@@ -1024,11 +1234,46 @@ export interface operations {
                  */
                 status?: components["parameters"]["StatusFilter"];
                 /**
+                 * @description The order of the list. `created` (the default): newest first (`created_at`
+                 *     descending, then `id` descending). `position`: the manual order (`position`
+                 *     ascending, as byte strings). `due`: earliest `due_date` first, tasks without
+                 *     one last, ties newest first (`created_at`, then `id`, descending).
+                 *     `updated`: most recently changed first (`updated_at` descending, then `id`
+                 *     descending).
+                 * @example position
+                 */
+                sort?: components["parameters"]["Sort"];
+                /**
+                 * @description Only tasks due on or before this date (`YYYY-MM-DD`); tasks without a due date never match.
+                 * @example 2026-01-31
+                 */
+                due_before?: components["parameters"]["DueBefore"];
+                /**
+                 * @description Only tasks due on or after this date (`YYYY-MM-DD`); tasks without a due date never match.
+                 * @example 2026-01-01
+                 */
+                due_after?: components["parameters"]["DueAfter"];
+                /**
+                 * @description `true`: only tasks with a due date; `false`: only tasks without one.
+                 * @example true
+                 */
+                has_due?: components["parameters"]["HasDue"];
+                /**
+                 * @description Only tasks whose `title` or `notes` contain this text, ignoring case (1 to
+                 *     200 characters). Every character is literal: `%`, `_` and `\` are not
+                 *     patterns.
+                 * @example milk
+                 */
+                q?: components["parameters"]["Search"];
+                /**
                  * @description The most tasks to return in one page.
                  * @example 20
                  */
                 limit?: components["parameters"]["Limit"];
-                /** @description The `next_cursor` of the previous page, as it was given. */
+                /**
+                 * @description The `next_cursor` of the previous page, as it was given. It belongs to its
+                 *     query: with another `sort`, filter or `q` it is a `400` on `cursor`.
+                 */
                 cursor?: components["parameters"]["Cursor"];
             };
             header?: {
@@ -1101,6 +1346,7 @@ export interface operations {
             };
             400: components["responses"]["BadRequest"];
             401: components["responses"]["Unauthorized"];
+            409: components["responses"]["IdConflict"];
             413: components["responses"]["PayloadTooLarge"];
             415: components["responses"]["UnsupportedMediaType"];
             422: components["responses"]["IdempotencyKeyReused"];
@@ -1183,7 +1429,15 @@ export interface operations {
     };
     countTasks: {
         parameters: {
-            query?: never;
+            query?: {
+                /**
+                 * @description The client's today (`YYYY-MM-DD`): with it, the counts add `overdue` and
+                 *     `due_today` (pending tasks only). Which day it is depends on the user's time
+                 *     zone, so the client says.
+                 * @example 2026-01-07
+                 */
+                today?: components["parameters"]["Today"];
+            };
             header?: never;
             path?: never;
             cookie?: never;
@@ -1429,6 +1683,54 @@ export interface operations {
         };
         responses: {
             /** @description The updated task. */
+            200: {
+                headers: {
+                    "X-Request-Id": components["headers"]["XRequestId"];
+                    ETag: components["headers"]["ETag"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Task"];
+                };
+            };
+            400: components["responses"]["BadRequest"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
+            404: components["responses"]["NotFound"];
+            412: components["responses"]["PreconditionFailed"];
+            413: components["responses"]["PayloadTooLarge"];
+            415: components["responses"]["UnsupportedMediaType"];
+            429: components["responses"]["RateLimited"];
+            500: components["responses"]["InternalError"];
+            503: components["responses"]["ServiceUnavailable"];
+        };
+    };
+    moveTask: {
+        parameters: {
+            query?: never;
+            header?: {
+                /**
+                 * @description Makes the write conditional (RFC 9110): it happens only if the task's current
+                 *     `ETag` is listed (`*` matches any existing task); otherwise `412`.
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
+            path: {
+                /**
+                 * @description The task's id (a UUID).
+                 * @example 6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b
+                 */
+                id: components["parameters"]["TaskId"];
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["MoveTaskRequest"];
+            };
+        };
+        responses: {
+            /** @description The moved task. */
             200: {
                 headers: {
                     "X-Request-Id": components["headers"]["XRequestId"];
