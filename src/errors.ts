@@ -42,6 +42,9 @@ export const idempotencyKeyReused = (): ApiError =>
     'This Idempotency-Key was already used with a different request in the last 24 hours; use a new key for a new request.',
   );
 
+export const idConflict = (): ApiError =>
+  new ApiError(409, 'ID_CONFLICT', 'This id is already taken; nothing was written. Create the task with a new id.');
+
 export const syncExpired = (retentionDays: number): ApiError =>
   new ApiError(
     410,

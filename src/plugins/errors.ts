@@ -25,6 +25,12 @@ const MAX_FIELD_NAME = 100;
 
 const boundedName = (name: string) => (name.length <= MAX_FIELD_NAME ? name : `${name.slice(0, MAX_FIELD_NAME)}…`);
 
+// Fields whose pattern stands for a rule the message should name.
+const UUID_FIELDS = new Set(['id', 'before', 'after']);
+const TEXT_FIELDS = new Set(['title', 'notes', 'q']);
+const DATE_FIELDS = new Set(['due_date', 'due_before', 'due_after', 'today']);
+const DATE_MESSAGE = 'must be a calendar date YYYY-MM-DD that exists';
+
 /** The value at an ajv instancePath ("/title") in the part of the request that failed. */
 function valueAt(data: unknown, instancePath: string): unknown {
   let value = data;
@@ -67,15 +73,19 @@ function describe(where: FieldError['in'], issue: ValidationIssue, data: unknown
       };
     case 'minProperties':
       return { in: where, field: base, message: 'must contain at least one field to change' };
+    case 'maxProperties':
+      return { in: where, field: base, message: `must contain at most ${String(params.limit)} field${params.limit === 1 ? '' : 's'}` };
     case 'enum':
       return { in: where, field: base, message: `must be one of: ${(params.allowedValues as unknown[]).join(', ')}` };
     case 'format':
+      if (params.format === 'date') return { in: where, field: base, message: DATE_MESSAGE };
       return { in: where, field: base, message: params.format === 'uuid' ? 'must be a UUID' : `must be a valid ${String(params.format)}` };
     case 'type':
       return { in: where, field: base, message: `must be ${/^[aeiou]/.test(String(params.type)) ? 'an' : 'a'} ${String(params.type)}; got ${jsonType(value())}` };
     case 'pattern':
-      if (base === 'id') return { in: where, field: base, message: 'must be a UUID' };
-      if (base === 'title') return { in: where, field: base, message: 'must not contain NUL characters or unpaired surrogates' };
+      if (UUID_FIELDS.has(base)) return { in: where, field: base, message: 'must be a UUID' };
+      if (TEXT_FIELDS.has(base)) return { in: where, field: base, message: 'must not contain NUL characters or unpaired surrogates' };
+      if (DATE_FIELDS.has(base)) return { in: where, field: base, message: DATE_MESSAGE };
       if (base === 'Idempotency-Key') return { in: where, field: base, message: 'must be 1 to 255 visible ASCII characters (no spaces)' };
       break;
     case 'minLength':

@@ -30,12 +30,16 @@ export async function sweep(sql: Sql, syncRetentionDays: number): Promise<{ keys
     )
     SELECT count(*)::int AS count FROM gone`;
   // A user's floor rises to the newest position purged: a `since` below it is 410 SYNC_EXPIRED.
+  // The ids stay retired, so that a late create with a client id never brings a task back.
   const [tombstones] = await sql<{ count: number }[]>`
     WITH gone AS (
       DELETE FROM task_tombstones WHERE task_id = ANY (ARRAY(
         SELECT task_id FROM task_tombstones
         WHERE deleted_at <= now() - make_interval(days => ${syncRetentionDays}) LIMIT 10000))
-      RETURNING user_id, change_seq
+      RETURNING task_id, user_id, change_seq
+    ),
+    retired AS (
+      INSERT INTO retired_task_ids (task_id) SELECT task_id FROM gone ON CONFLICT DO NOTHING
     ),
     floors AS (
       UPDATE users SET sync_floor = GREATEST(users.sync_floor, top.seq)

@@ -1,23 +1,19 @@
 import type { Sql } from '../db/client.ts';
 import type { Deadline } from '../db/deadline.ts';
 import type { components } from '../generated/openapi.ts';
-import { toTask, type TaskStatus } from '../tasks/queries.ts';
+import { toTask, type Task } from '../tasks/queries.ts';
 import type { Position } from './position.ts';
 
 export type Change = components['schemas']['Change'];
 
-interface ChangeRow {
+/** A task's columns (all null for a deletion), with where it stands in the feed. */
+type ChangeRow = { [K in keyof Task]: Task[K] | null } & {
   /** The user's counter now, and the lowest position still answerable (null: no writes yet). */
   head: string | null;
   floor: string | null;
   seq: string | null;
-  id: string | null;
-  title: string | null;
-  status: TaskStatus | null;
-  created_at: string | null;
-  updated_at: string | null;
   deleted: boolean | null;
-}
+};
 
 export interface ChangeBatch {
   changes: Array<{ position: Position; change: Change }>;
@@ -42,12 +38,13 @@ export function createSyncQueries(sql: Sql) {
         FROM (SELECT 1) AS one
         LEFT JOIN users AS u ON u.id = ${userId}
         LEFT JOIN (
-          (SELECT change_seq AS seq, id, title, status, created_at, updated_at, false AS deleted
+          (SELECT change_seq AS seq, id, title, status, created_at, updated_at, notes, due_date::text AS due_date, completed_at, position,
+             false AS deleted
            FROM tasks
            WHERE user_id = ${userId} AND (change_seq, id) > (${after.seq}, ${after.id}::uuid)
            ORDER BY change_seq, id LIMIT ${limit + 1})
           UNION ALL
-          (SELECT change_seq, task_id, NULL, NULL, NULL, NULL, true
+          (SELECT change_seq, task_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, true
            FROM task_tombstones
            WHERE user_id = ${userId} AND (change_seq, task_id) > (${after.seq}, ${after.id}::uuid) AND NOT ${full}
            ORDER BY change_seq, task_id LIMIT ${limit + 1})
@@ -68,14 +65,7 @@ export function createSyncQueries(sql: Sql) {
             ? { type: 'delete', id: row.id }
             : {
                 type: 'upsert',
-                task: toTask({
-                  id: row.id,
-                  user_id: userId,
-                  title: row.title as string,
-                  status: row.status as TaskStatus,
-                  created_at: row.created_at as string,
-                  updated_at: row.updated_at as string,
-                }),
+                task: toTask({ ...(row as Task), user_id: userId }),
               },
         });
       }

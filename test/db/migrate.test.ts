@@ -60,7 +60,7 @@ async function migrationsDir(t: Test, files: Record<string, string>): Promise<st
 }
 
 /** What the real migrations create. */
-const REAL_TABLES = ['idempotency_keys', 'schema_migrations', 'task_tombstones', 'tasks', 'users'];
+const REAL_TABLES = ['idempotency_keys', 'retired_task_ids', 'schema_migrations', 'task_tombstones', 'tasks', 'users'];
 
 t.test('the real migrations are well named and start at 0001', async (t) => {
   const migrations = await listMigrations();
@@ -176,9 +176,9 @@ t.test('the schema has the indexes the list query needs', async (t) => {
   // cheaper, and the planner rightly prefers it.)
   await schema.sql`INSERT INTO users (id) SELECT 'u' || g FROM generate_series(0, 3) AS g`;
   await schema.sql`
-    INSERT INTO tasks (user_id, title, status, created_at)
+    INSERT INTO tasks (user_id, title, status, created_at, position)
     SELECT 'u' || (g % 4), 'task ' || g, CASE WHEN g % 3 = 0 THEN 'completed' ELSE 'pending' END,
-           now() - g * interval '1 second'
+           now() - g * interval '1 second', todo_key_for_index(g)
     FROM generate_series(1, 4000) AS g`;
   await schema.sql`ANALYZE tasks`;
 

@@ -9,7 +9,7 @@ t.test('create returns 201, the task and its Location', async (t) => {
   const res = await api.post('/api/tasks', { as: 'alice', payload: { title: 'Buy milk' } });
   t.equal(res.statusCode, 201);
   const task = res.json();
-  t.same(Object.keys(task).sort(), ['created_at', 'id', 'status', 'title', 'updated_at', 'user_id']);
+  t.same(Object.keys(task).sort(), ['completed_at', 'created_at', 'due_date', 'id', 'notes', 'position', 'status', 'title', 'updated_at', 'user_id']);
   t.match(task.id, UUID);
   t.equal(task.title, 'Buy milk');
   t.equal(task.status, 'pending');

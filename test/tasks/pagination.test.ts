@@ -61,8 +61,8 @@ t.test('tasks created in the same millisecond are neither skipped nor repeated',
   const { api, sql } = await build(t);
   await api.createTask('alice', 'makes the user');
   await sql`
-    INSERT INTO tasks (user_id, title, created_at, updated_at)
-    SELECT 'alice', 'tie ' || g, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z'
+    INSERT INTO tasks (user_id, title, created_at, updated_at, position)
+    SELECT 'alice', 'tie ' || g, '2026-01-01T00:00:00.000Z', '2026-01-01T00:00:00.000Z', todo_key_for_index(g)
     FROM generate_series(1, 10) AS g`;
   const expected = (await sql`SELECT id FROM tasks WHERE user_id = 'alice' ORDER BY created_at DESC, id DESC`).map((r) => r.id as string);
   const { ids } = await allPages(api, 'alice', 'limit=3');
@@ -73,8 +73,8 @@ t.test('limit defaults to 50 and allows 100', async (t) => {
   const { api, sql } = await build(t);
   await api.createTask('alice', 'first');
   await sql`
-    INSERT INTO tasks (user_id, title, created_at)
-    SELECT 'alice', 'bulk ' || g, now() - g * interval '1 second' FROM generate_series(1, 119) AS g`;
+    INSERT INTO tasks (user_id, title, created_at, position)
+    SELECT 'alice', 'bulk ' || g, now() - g * interval '1 second', todo_key_for_index(g) FROM generate_series(1, 119) AS g`;
   const first = (await api.get('/api/tasks', { as: 'alice' })).json();
   t.equal(first.items.length, 50);
   t.type(first.next_cursor, 'string');

@@ -58,7 +58,7 @@ t.test('unknown fields are rejected, never stripped', async (t) => {
   const attempts: Array<[string, string, object]> = [
     ['POST', '/api/tasks', { title: 'x', user_id: 'bob' }],
     ['POST', '/api/tasks', { title: 'x', status: 'completed' }],
-    ['POST', '/api/tasks', { title: 'x', id: task.id }],
+    ['POST', '/api/tasks', { title: 'x', position: task.position }],
     ['PUT', `/api/tasks/${task.id}`, { title: 'x', user_id: 'bob' }],
     ['PUT', `/api/tasks/${task.id}`, { title: 'x', status: 'completed' }],
     ['PATCH', `/api/tasks/${task.id}`, { status: 'completed', user_id: 'bob' }],
@@ -198,9 +198,9 @@ t.test('unknown query parameters are a 400 naming them, on every operation', asy
     message: 'completed is not a known query parameter.',
     details: [{ in: 'query', field: 'completed', message: 'is not a known query parameter' }],
   });
-  const mixed = await api.get('/api/tasks?limit=5&sort=asc', { as: 'alice' });
+  const mixed = await api.get('/api/tasks?limit=5&order=asc', { as: 'alice' });
   t.equal(mixed.statusCode, 400, 'known parameters do not excuse an unknown one');
-  t.same(mixed.json().error.details, [{ in: 'query', field: 'sort', message: 'is not a known query parameter' }]);
+  t.same(mixed.json().error.details, [{ in: 'query', field: 'order', message: 'is not a known query parameter' }]);
   for (const [method, payload] of TASK_ID_OPERATIONS) {
     const res = await api.request(method, `/api/tasks/${task.id}?force=1`, { as: 'alice', ...(payload && { payload }) });
     t.equal(res.statusCode, 400, `${method} with an unknown query parameter`);
@@ -224,8 +224,8 @@ t.test('messages name the field and the limit that was hit', async (t) => {
   t.equal(high.json().error.message, 'limit must be at most 100; got 101.');
   const low = await api.get('/api/tasks?limit=0', { as: 'alice' });
   t.equal(low.json().error.message, 'limit must be at least 1; got 0.');
-  const cursor = await api.get(`/api/tasks?cursor=${'a'.repeat(201)}`, { as: 'alice' });
-  t.equal(cursor.json().error.message, 'cursor must be at most 200 characters; got 201.');
+  const cursor = await api.get(`/api/tasks?cursor=${'a'.repeat(513)}`, { as: 'alice' });
+  t.equal(cursor.json().error.message, 'cursor must be at most 512 characters; got 513.');
   const two = await api.post('/api/tasks', { as: 'alice', payload: { title: '', extra: 1 } });
   t.match(two.json().error.message, /^(title|extra) .+\. 1 more problem is listed in details\.$/);
   t.equal(two.json().error.details.length, 2);
