@@ -98,8 +98,9 @@ export function createTaskQueries(sql: Sql) {
   // has none), bumps their counter and takes the key before the lowest one ever issued to
   // them (the top of the manual order), in one upsert: on that locked row, concurrent
   // creates of a user never take the same key.
-  const recordUser = (user: { id: string; email: string | null }) => sql`
-    INSERT INTO users AS u (id, email, change_seq, top_position) VALUES (${user.id}, ${user.email}, 1, todo_key_between(NULL, NULL))
+  // `unless` skips it all (a replay or a taken id writes nothing).
+  const recordUser = (user: { id: string; email: string | null }, unless: ReturnType<Sql> = NOTHING) => sql`
+    INSERT INTO users AS u (id, email, change_seq, top_position) SELECT ${user.id}, ${user.email}, 1, todo_key_between(NULL, NULL) ${unless}
     ON CONFLICT (id) DO UPDATE SET change_seq = u.change_seq + 1, email = COALESCE(EXCLUDED.email, u.email),
       top_position = todo_key_between(NULL, u.top_position)
     RETURNING change_seq, top_position`;
@@ -130,21 +131,26 @@ export function createTaskQueries(sql: Sql) {
 
   /** A create with an Idempotency-Key or a client id: claimed in the statement that inserts. */
   async function createKeyed(deadline: Deadline, user: { id: string; email: string | null }, task: NewTask, key: string, id: string | undefined): Promise<CreateOutcome> {
-    // A client id of a deleted task is never claimed: the task stays deleted.
-    const unused = id === undefined ? NOTHING : sql`
-      WHERE NOT EXISTS (SELECT 1 FROM task_tombstones WHERE task_id = ${id}::uuid)
-        AND NOT EXISTS (SELECT 1 FROM retired_task_ids WHERE task_id = ${id}::uuid)`;
+    // Nothing is written for a key already claimed, nor for a client id that is taken (a
+    // deleted task's stays deleted). Two requests racing past this both lock the user's
+    // row, and the claim below lets one through.
+    const unclaimed: ReturnType<Sql> = sql`
+      WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE user_id = ${user.id} AND key = ${key} AND created_at > now() - interval '24 hours')
+      ${id === undefined ? NOTHING : sql`
+        AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = ${id}::uuid)
+        AND NOT EXISTS (SELECT 1 FROM task_tombstones WHERE task_id = ${id}::uuid)
+        AND NOT EXISTS (SELECT 1 FROM retired_task_ids WHERE task_id = ${id}::uuid)`}`;
     // Twice at most: a key that expires between the claim and the read is claimed anew.
     for (let attempt = 0; attempt < 2; attempt++) {
       let row: Task | undefined;
       try {
         [row] = await deadline.run(sql<Task[]>`
-          WITH bump AS (${recordUser(user)}),
+          WITH bump AS (${recordUser(user, unclaimed)}),
           claim AS (
             INSERT INTO idempotency_keys AS k (user_id, key, title, notes, due_date, task_id, created_at, position)
             SELECT ${user.id}, ${key}, ${task.title}, ${task.notes}, ${task.due_date}::date,
               ${id === undefined ? sql`gen_random_uuid()` : sql`${id}::uuid`}, now(), bump.top_position
-            FROM bump ${unused}
+            FROM bump
             ON CONFLICT (user_id, key) DO UPDATE
               SET title = EXCLUDED.title, notes = EXCLUDED.notes, due_date = EXCLUDED.due_date, task_id = EXCLUDED.task_id,
                 created_at = EXCLUDED.created_at, position = EXCLUDED.position
