@@ -175,10 +175,14 @@ BEGIN
 END $$;
 
 -- What a create answered, to replay it exactly: the Idempotency-Key's or the client id's.
+-- A client id's record (its key is the task's id) is kept as long as its task, so only the
+-- others expire, and only they are in the sweep's index.
 ALTER TABLE idempotency_keys
   ADD COLUMN notes text NOT NULL DEFAULT '',
   ADD COLUMN due_date date,
   ADD COLUMN position text COLLATE "C";
+DROP INDEX idempotency_keys_created_idx;
+CREATE INDEX idempotency_keys_created_idx ON idempotency_keys (created_at) WHERE key <> task_id::text;
 
 -- Ids of deleted tasks whose tombstones were purged: a client-chosen id never brings a
 -- deleted task back, however late its create arrives.

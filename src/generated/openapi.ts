@@ -102,11 +102,12 @@ export interface paths {
          *     **Client-chosen ids.** Send an `id` (a UUID you make) to create a task
          *     offline and send it later: a new `id` is a `201` with that id; the same
          *     `id` with the same fields (after trimming) replays the first `201` exactly
-         *     (`Idempotent-Replayed: true`) for as long as an `Idempotency-Key` is kept;
-         *     the same `id` with other fields, an `id` that is another user's, or the
-         *     `id` of a deleted task is `409 ID_CONFLICT` and nothing is written. A
-         *     deleted task is never brought back. An `Idempotency-Key` sent with an `id`
-         *     must be that same UUID (any case), otherwise `422`.
+         *     (`Idempotent-Replayed: true`) for as long as the task exists, however late
+         *     the retry; the same `id` with other fields, an `id` that is another user's,
+         *     or the `id` of a deleted task is `409 ID_CONFLICT` and nothing is written
+         *     (also when an `Idempotency-Key` came with it). A deleted task is never
+         *     brought back. An `Idempotency-Key` sent with an `id` must be that same UUID
+         *     (any case), otherwise `422`.
          *
          *     **Safe retries.** Send a fresh `Idempotency-Key` (a UUID, say) with each new
          *     task and the same key when you retry it. Within 24 hours, the same key with
@@ -422,7 +423,7 @@ export interface components {
             items: components["schemas"]["Task"][];
             /**
              * @description Pass as `cursor` to get the next page; `null` on the last page.
-             * @example WyIyMDI2LTAxLTA2VDEwOjE1OjMwLjEyM1oiLCI2ZjFjMmE5ZS0zYjRkLTRlNWYtOGE5Yi0wYzFkMmUzZjRhNWIiXQ
+             * @example WyJlaFB3Vzk4Sl9rIiwiMjAyNi0wMS0wNlQxMDoxNTozMC4xMjNaIiwiNmYxYzJhOWUtM2I0ZC00ZTVmLThhOWItMGMxZDJlM2Y0YTViIl0
              */
             next_cursor: string | null;
         };
@@ -434,7 +435,6 @@ export interface components {
          *       "title": "Buy milk"
          *     }
          * @example {
-         *       "id": "0b9d8c7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d",
          *       "title": "Buy milk",
          *       "notes": "2 litres, semi-skimmed.",
          *       "due_date": "2026-01-07"
@@ -487,30 +487,51 @@ export interface components {
          * @description Where the task goes in the manual order: exactly one of `before` (the task
          *     it goes just before), `after` (just after), or `to` (`top` or `bottom`).
          * @example {
+         *       "to": "top"
+         *     }
+         * @example {
          *       "before": "0b9d8c7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d"
          *     }
+         */
+        MoveTaskRequest: components["schemas"]["MoveBefore"] | components["schemas"]["MoveAfter"] | components["schemas"]["MoveToEnd"];
+        /**
+         * @description Just before another of your tasks.
+         * @example {
+         *       "before": "0b9d8c7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d"
+         *     }
+         */
+        MoveBefore: {
+            /**
+             * Format: uuid
+             * @description The id of one of your tasks (not the moved one).
+             */
+            before: string;
+        };
+        /**
+         * @description Just after another of your tasks.
+         * @example {
+         *       "after": "0b9d8c7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d"
+         *     }
+         */
+        MoveAfter: {
+            /**
+             * Format: uuid
+             * @description The id of one of your tasks (not the moved one).
+             */
+            after: string;
+        };
+        /**
+         * @description First or last.
          * @example {
          *       "to": "top"
          *     }
          */
-        MoveTaskRequest: {
-            /**
-             * Format: uuid
-             * @description Put the task just before this one of your tasks.
-             * @example 0b9d8c7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d
-             */
-            before?: string;
-            /**
-             * Format: uuid
-             * @description Put the task just after this one of your tasks.
-             * @example 0b9d8c7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d
-             */
-            after?: string;
+        MoveToEnd: {
             /**
              * @description Put the task first (`top`) or last (`bottom`).
              * @enum {string}
              */
-            to?: "top" | "bottom";
+            to: "top" | "bottom";
         };
         /**
          * @description The status to set on every matching task; no other field can be set in bulk.

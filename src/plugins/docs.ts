@@ -41,7 +41,8 @@ export function forReaders<T>(node: T): T {
   if (Array.isArray(node)) return node.map(forReaders) as T;
   if (node === null || typeof node !== 'object') return node;
   const schema = node as Record<string, unknown>;
-  const isStringSchema = schema.type === 'string' && typeof schema.pattern === 'string';
+  const isString = schema.type === 'string' || (Array.isArray(schema.type) && schema.type.includes('string'));
+  const isStringSchema = isString && typeof schema.pattern === 'string';
   return Object.fromEntries(
     Object.entries(schema)
       .filter(([key]) => !(isStringSchema && key === 'pattern'))

@@ -49,11 +49,61 @@ function fieldErrors(err: FastifyError, request: FastifyRequest): FieldError[] {
   const where = LOCATIONS[err.validationContext ?? 'body'] ?? 'body';
   const data = request[PARTS[where]];
   const byField = new Map<string, FieldError>();
-  for (const issue of err.validation ?? []) {
+  const part = (request.routeOptions.schema as Record<string, unknown> | undefined)?.[PARTS[where] === 'query' ? 'querystring' : PARTS[where]];
+  // Glue gives a body's schema by media type, as the contract does.
+  const schema = schemaAt(part, '#/content/application~1json/schema') ?? part;
+  for (const issue of collapseOneOf(err.validation ?? [], schema)) {
     const entry = describe(where, issue, data);
     if (!byField.has(entry.field)) byField.set(entry.field, entry);
   }
   return [...byField.values()];
+}
+
+/** The schema at an ajv schemaPath ("#/oneOf"), if it is there. */
+function schemaAt(schema: unknown, schemaPath: string): unknown {
+  let node = schema;
+  for (const segment of schemaPath.replace(/^#\/?/, '').split('/').filter(Boolean)) {
+    if (typeof node !== 'object' || node === null) return undefined;
+    node = (node as Record<string, unknown>)[segment.replace(/~1/g, '/').replace(/~0/g, '~')];
+  }
+  return node;
+}
+
+/**
+ * A value that matches none of a oneOf's shapes (a move's before/after/to) fails every
+ * shape, and ajv lists all their errors. Keep those of the one shape whose fields fit (a bad
+ * value of `to`, say), or else one error naming the fields of which exactly one is expected.
+ */
+function collapseOneOf(issues: ValidationIssue[], schema: unknown): ValidationIssue[] {
+  const oneOf = issues.find((i) => i.keyword === 'oneOf');
+  if (!oneOf) return issues;
+  const prefix = `${oneOf.schemaPath}/`;
+  const branches = new Map<string, ValidationIssue[]>();
+  const rest: ValidationIssue[] = [];
+  for (const issue of issues) {
+    if (issue === oneOf) continue;
+    if (!issue.schemaPath.startsWith(prefix)) rest.push(issue);
+    else {
+      const branch = issue.schemaPath.slice(prefix.length).split('/')[0] ?? '';
+      branches.set(branch, [...(branches.get(branch) ?? []), issue]);
+    }
+  }
+  const misfit = (list: ValidationIssue[]) =>
+    list.some((i) => i.instancePath === oneOf.instancePath && (i.keyword === 'required' || i.keyword === 'additionalProperties'));
+  const fitting = [...branches.values()].filter((list) => !misfit(list));
+  if (fitting.length === 1 && fitting[0]) return [...rest, ...fitting[0]];
+  const shapes = schemaAt(schema, oneOf.schemaPath);
+  const names = Array.isArray(shapes) ? shapes.flatMap((s: { required?: string[] }) => s.required ?? []) : [];
+  // A field no shape knows is the problem to name ("position is not an allowed field").
+  const unknown = new Map<unknown, ValidationIssue>();
+  for (const list of branches.values()) {
+    for (const i of list) {
+      const field = (i.params as { additionalProperty?: unknown }).additionalProperty;
+      if (i.keyword === 'additionalProperties' && i.instancePath === oneOf.instancePath && !names.includes(String(field))) unknown.set(field, i);
+    }
+  }
+  if (unknown.size > 0) return [...rest, ...unknown.values()];
+  return [...rest, { ...oneOf, params: { ...oneOf.params, names } }];
 }
 
 function describe(where: FieldError['in'], issue: ValidationIssue, data: unknown): FieldError {
@@ -71,6 +121,10 @@ function describe(where: FieldError['in'], issue: ValidationIssue, data: unknown
         field: child(params.additionalProperty),
         message: where === 'query' ? 'is not a known query parameter' : 'is not an allowed field',
       };
+    case 'oneOf': {
+      const names = (params.names as string[] | undefined) ?? [];
+      return { in: where, field: base, message: names.length > 0 ? `must have exactly one of: ${names.join(', ')}` : 'must match exactly one of the allowed shapes' };
+    }
     case 'minProperties':
       return { in: where, field: base, message: 'must contain at least one field to change' };
     case 'maxProperties':

@@ -25,7 +25,7 @@ export async function sweep(sql: Sql, syncRetentionDays: number): Promise<{ keys
   const [keys] = await sql<{ count: number }[]>`
     WITH gone AS (
       DELETE FROM idempotency_keys WHERE ctid = ANY (ARRAY(
-        SELECT ctid FROM idempotency_keys WHERE created_at <= now() - interval '24 hours' LIMIT 10000))
+        SELECT ctid FROM idempotency_keys WHERE created_at <= now() - interval '24 hours' AND key <> task_id::text LIMIT 10000))
       RETURNING 1
     )
     SELECT count(*)::int AS count FROM gone`;

@@ -127,10 +127,8 @@ export function createTaskHandlers(sql: Sql): TaskHandlers {
     },
 
     async moveTask({ caller, params, body, headers, deadline }) {
-      const neighbour = body.before !== undefined ? 'before' : body.after !== undefined ? 'after' : undefined;
-      if (neighbour && body[neighbour]?.toLowerCase() === params.id.toLowerCase()) {
-        throw invalidField('body', neighbour, 'must be another task than the one moved');
-      }
+      const [neighbour, id] = 'before' in body ? ['before', body.before] : 'after' in body ? ['after', body.after] : [undefined, undefined];
+      if (neighbour && id.toLowerCase() === params.id.toLowerCase()) throw invalidField('body', neighbour, 'must be another task than the one moved');
       const outcome = await tasks.move(deadline, caller.id, params.id, body, parseIfMatch(headers['If-Match']));
       // Never say whether the neighbour does not exist or is someone else's.
       if (outcome.kind === 'bad-neighbour') throw invalidField('body', neighbour ?? 'before', 'must be the id of one of your tasks');

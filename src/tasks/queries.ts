@@ -84,6 +84,9 @@ export function createTaskQueries(sql: Sql) {
   const CHANNEL = sql.unsafe(`'${CHANGES_CHANNEL}'`);
   const COLS = sql.unsafe(COLUMNS);
   const RANK = sql.unsafe(DUE_RANK);
+  // A create's record still answers: an Idempotency-Key's for 24 hours, a client id's (its key
+  // is the task's id) for as long as its task exists, however late the retry.
+  const KEPT = sql`(k.created_at > now() - interval '24 hours' OR k.key = k.task_id::text)`;
   // A changed row's updated_at always moves forward, even twice in one millisecond. `bump.now`
   // is read once the user's row is locked, so a completion time equals its updated_at.
   const nextUpdatedAt = sql`GREATEST(bump.now, tasks.updated_at + interval '1 millisecond')`;
@@ -104,6 +107,9 @@ export function createTaskQueries(sql: Sql) {
     ON CONFLICT (id) DO UPDATE SET change_seq = u.change_seq + 1, email = COALESCE(EXCLUDED.email, u.email),
       top_position = todo_key_between(NULL, u.top_position)
     RETURNING change_seq, top_position`;
+  // A deleted task's client-id record goes with it (its tombstone answers a late create).
+  const forgetClientIds = (userId: string) => sql`
+    forgotten AS (DELETE FROM idempotency_keys AS k USING deleted WHERE k.user_id = ${userId} AND k.key = deleted.id::text)`;
   // Filters as ranges of the due rank, so that sort=due reads only the dates asked for.
   const dueFilters = (q: ListQuery) => sql`
     ${q.due_before === undefined ? NOTHING : sql`AND ${RANK} >= DATE '1970-01-01' - ${q.due_before}::date`}
@@ -135,7 +141,7 @@ export function createTaskQueries(sql: Sql) {
     // deleted task's stays deleted). Two requests racing past this both lock the user's
     // row, and the claim below lets one through.
     const unclaimed: ReturnType<Sql> = sql`
-      WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys WHERE user_id = ${user.id} AND key = ${key} AND created_at > now() - interval '24 hours')
+      WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys AS k WHERE k.user_id = ${user.id} AND k.key = ${key} AND ${KEPT})
       ${id === undefined ? NOTHING : sql`
         AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = ${id}::uuid)
         AND NOT EXISTS (SELECT 1 FROM task_tombstones WHERE task_id = ${id}::uuid)
@@ -154,7 +160,7 @@ export function createTaskQueries(sql: Sql) {
             ON CONFLICT (user_id, key) DO UPDATE
               SET title = EXCLUDED.title, notes = EXCLUDED.notes, due_date = EXCLUDED.due_date, task_id = EXCLUDED.task_id,
                 created_at = EXCLUDED.created_at, position = EXCLUDED.position
-              WHERE k.created_at <= now() - interval '24 hours'
+              WHERE NOT ${KEPT}
             RETURNING task_id, created_at, position
           ),
           created AS (
@@ -176,7 +182,7 @@ export function createTaskQueries(sql: Sql) {
           ${id === undefined ? sql`false` : sql`EXISTS (SELECT 1 FROM task_tombstones WHERE task_id = ${id}::uuid)
             OR EXISTS (SELECT 1 FROM retired_task_ids WHERE task_id = ${id}::uuid)`} AS retired
         FROM (SELECT 1) AS one
-        LEFT JOIN idempotency_keys AS k ON k.user_id = ${user.id} AND k.key = ${key} AND k.created_at > now() - interval '24 hours'`);
+        LEFT JOIN idempotency_keys AS k ON k.user_id = ${user.id} AND k.key = ${key} AND ${KEPT}`);
       if (found?.retired) return { kind: 'id-conflict' };
       if (found?.task_id) return { kind: 'replay', stored: found as StoredCreate };
       if (id !== undefined) return { kind: 'id-conflict' };
@@ -273,7 +279,8 @@ export function createTaskQueries(sql: Sql) {
     async move(deadline: Deadline, userId: string, id: string, to: MoveRequest, precondition: Precondition | undefined): Promise<MoveOutcome> {
       const [row] = await deadline.run(sql<(LookupRow & { outcome: MoveOutcome['kind'] })[]>`
         SELECT m.*, CASE WHEN m.outcome = 'found' THEN pg_notify(${CHANNEL}, ${userId}) END AS notified
-        FROM todo_move_task(${userId}, ${id}::uuid, ${to.before ?? null}::uuid, ${to.after ?? null}::uuid, ${to.to ?? null}::text,
+        FROM todo_move_task(${userId}, ${id}::uuid, ${'before' in to ? to.before : null}::uuid, ${'after' in to ? to.after : null}::uuid,
+          ${'to' in to ? to.to : null}::text,
           ${precondition !== undefined}, ${precondition?.any ?? false}, ${precondition?.updatedAt ?? []}::timestamptz[]) AS m`);
       if (!row) throw new Error('todo_move_task gave no row');
       if (row.outcome === 'found') return { kind: 'found', task: toTask(row as Task) };
@@ -292,7 +299,8 @@ export function createTaskQueries(sql: Sql) {
         ),
         tombstone AS (
           INSERT INTO task_tombstones (task_id, user_id, change_seq) SELECT id, ${userId}, change_seq FROM deleted
-        )
+        ),
+        ${forgetClientIds(userId)}
         SELECT (SELECT user_id FROM target) AS owner_id, EXISTS (SELECT 1 FROM deleted) AS deleted,
           (SELECT pg_notify(${CHANNEL}, ${userId}) FROM deleted) AS notified`);
       if (!row || row.owner_id === null) return 'missing';
@@ -327,7 +335,8 @@ export function createTaskQueries(sql: Sql) {
         ),
         tombstones AS (
           INSERT INTO task_tombstones (task_id, user_id, change_seq) SELECT id, ${userId}, change_seq FROM deleted
-        )
+        ),
+        ${forgetClientIds(userId)}
         SELECT count(*)::int AS count, (SELECT pg_notify(${CHANNEL}, ${userId}) FROM bump) AS notified FROM deleted`);
       return row?.count ?? 0;
     },

@@ -117,7 +117,7 @@ function sqlWithBrokenList(sql: Sql): Sql {
   return new Proxy(sql, {
     apply(target, thisArg, args: unknown[]) {
       const strings = args[0];
-      if (Array.isArray(strings) && strings.join('?').includes('ORDER BY created_at DESC')) {
+      if (Array.isArray(strings) && strings.join('?').includes('FROM tasks') && strings.join('?').includes('LIMIT')) {
         throw new Error('simulated bug: kaboom');
       }
       return Reflect.apply(target, thisArg, args);

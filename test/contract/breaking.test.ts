@@ -65,7 +65,7 @@ const breaking: Array<[string, (s: Doc) => void, RegExp]> = [
   [
     'a removed enum value inside a response union (FieldError.in, in details)',
     (s) => (s.components.schemas.FieldError.properties.in.enum = ['body', 'query']),
-    /\[removed response enum value\] .*"path" removed/,
+    /\[removed response enum value\] .*"path", "header" removed/,
   ],
   ['a removed required response header', (s) => delete s.paths['/api/tasks'].post.responses['201'].headers, /POST \/api\/tasks: \[removed response header\] .*Location/],
 ];
@@ -125,23 +125,23 @@ t.test('compatible changes pass: new optional field/parameter/header, operation,
 
 t.test('a major bump lets a breaking change through; a minor one does not', async (t) => {
   t.setTimeout(120_000);
-  const log = await changelog('# Changelog\n\n## 2.0.0\n\nRemoved PUT.\n\n## 1.1.0\n\nStuff.\n');
+  const log = await changelog('# Changelog\n\n## 2.0.0\n\nRemoved PUT.\n\n## 1.2.0\n\nStuff.\n');
   const removePut = (s: Doc) => delete s.paths['/api/tasks/{id}'].put;
   const major = await checkBreaking({ released: RELEASED, current: await fixture(removePut, '2.0.0'), changelog: log });
   t.equal(major.ok, true, '2.0.0 passes');
   t.match(report(major), /prevent operation removal/, 'and still lists the break');
-  const minor = await checkBreaking({ released: RELEASED, current: await fixture(removePut, '1.1.0'), changelog: log });
-  t.equal(minor.ok, false, '1.1.0 fails');
+  const minor = await checkBreaking({ released: RELEASED, current: await fixture(removePut, '1.2.0'), changelog: log });
+  t.equal(minor.ok, false, '1.2.0 fails');
 });
 
 t.test('versions: semver, never lower, and a CHANGELOG.md section for a new one', async (t) => {
   t.setTimeout(120_000);
   const none = () => {};
-  const withSection = await changelog('## 1.1.0\n\nNew things.\n');
-  const v1 = await checkBreaking({ released: RELEASED, current: await fixture(additive, '1.1.0'), changelog: withSection });
-  t.same([v1.ok, v1.problems], [true, []], '1.1.0 with a changelog section passes');
-  const v2 = await checkBreaking({ released: RELEASED, current: await fixture(none, '1.1.0'), changelog: await changelog('## 1.0.0\n') });
-  t.match(v2.problems, [/CHANGELOG\.md has no "## 1\.1\.0" section/]);
+  const withSection = await changelog('## 1.2.0\n\nNew things.\n');
+  const v1 = await checkBreaking({ released: RELEASED, current: await fixture(additive, '1.2.0'), changelog: withSection });
+  t.same([v1.ok, v1.problems], [true, []], '1.2.0 with a changelog section passes');
+  const v2 = await checkBreaking({ released: RELEASED, current: await fixture(none, '1.2.0'), changelog: await changelog('## 1.1.0\n') });
+  t.match(v2.problems, [/CHANGELOG\.md has no "## 1\.2\.0" section/]);
   t.equal(v2.ok, false);
   const v3 = await checkBreaking({ released: RELEASED, current: await fixture(none, 'v1.1') });
   t.match(v3.problems, [/"v1\.1" is not semver/]);
@@ -165,7 +165,7 @@ t.test('npm run check:breaking passes on the repository and names the versions',
   t.setTimeout(120_000);
   const res = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/check-breaking.ts'], { encoding: 'utf8' });
   t.equal(res.status, 0, res.stdout + res.stderr);
-  t.match(res.stdout, /^check:breaking: ok \(1\.0\.0 -> \d+\.\d+\.\d+\)/m);
+  t.match(res.stdout, /^check:breaking: ok \(1\.1\.0 -> \d+\.\d+\.\d+\)/m);
 });
 
 t.test('the command fails (non-zero) on a breaking fixture', async (t) => {

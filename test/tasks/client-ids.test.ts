@@ -290,11 +290,9 @@ t.test('a deleted task stays deleted after housekeeping has purged its tombstone
   conflict(t, await create(built.api, 'alice', fields), 'after the purge, the key still kept');
   conflict(t, await create(built.api, 'bob', fields), 'after the purge, another user');
 
-  await built.sql`UPDATE idempotency_keys SET created_at = now() - interval '25 hours'`;
-  const sweptKeys = await built.app.housekeeping();
-  t.equal(sweptKeys.keys, 1, 'the key was swept too');
-  conflict(t, await create(built.api, 'alice', fields), 'after the purge and the key');
-  conflict(t, await create(built.api, 'alice', { ...fields, title: 'other' }), 'after the purge and the key, other fields');
+  const [records] = await built.sql<{ n: number }[]>`SELECT count(*)::int AS n FROM idempotency_keys`;
+  t.equal(records?.n, 0, "the client id's record went with its task");
+  conflict(t, await create(built.api, 'alice', { ...fields, title: 'other' }), 'after the purge, other fields');
 
   t.equal((await built.api.get(`/api/tasks/${ID}`, { as: 'alice' })).statusCode, 404, 'GET is still a 404');
   t.equal(await taskCount(built), 0, 'no row');
@@ -302,15 +300,24 @@ t.test('a deleted task stays deleted after housekeeping has purged its tombstone
   t.notOk(upserted((await feed(built.api, 'alice')).changes, ID), 'a full sync does not list it');
 });
 
-t.test('after its Idempotency-Key record has expired, a live task keeps its id: 409, never a second task', async (t) => {
+t.test("a client id's record outlives an Idempotency-Key's 24 hours: a late retry of a live task is its replay", async (t) => {
   const built = await build(t);
   const fields = { id: ID, title: 'Kept' };
   const first = await create(built.api, 'alice', fields);
   t.equal(first.statusCode, 201);
-  await built.sql`UPDATE idempotency_keys SET created_at = now() - interval '25 hours'`;
-  conflict(t, await create(built.api, 'alice', fields), 'the same fields after 24 hours');
+  // As if all of it had happened 25 hours ago.
+  await built.sql`UPDATE idempotency_keys SET created_at = created_at - interval '25 hours'`;
+  await built.sql`UPDATE tasks SET created_at = created_at - interval '25 hours', updated_at = updated_at - interval '25 hours'`;
+  t.equal((await built.app.housekeeping()).keys, 0, 'the sweep leaves it');
+  const late = await create(built.api, 'alice', fields);
+  t.equal(late.statusCode, 201, 'the same fields after 24 hours');
+  t.equal(late.headers['idempotent-replayed'], 'true');
+  const aged = await built.api.get(`/api/tasks/${ID}`, { as: 'alice' });
+  t.equal(late.body, aged.body, 'the first 201 (the task, unchanged since), exactly');
+  t.equal(late.json().created_at, new Date(Date.parse(first.json().created_at) - 25 * 3600_000).toISOString());
+  conflict(t, await create(built.api, 'alice', { ...fields, title: 'other' }), 'other fields after 24 hours');
   t.equal(await taskCount(built), 1);
-  t.equal((await built.api.get(`/api/tasks/${ID}`, { as: 'alice' })).body, first.body, 'the task is unchanged');
+  t.equal((await built.api.get(`/api/tasks/${ID}`, { as: 'alice' })).body, aged.body, 'the task is unchanged');
 });
 
 t.test('20 concurrent creates with one id: one row, one first 201, the rest its replay', async (t) => {

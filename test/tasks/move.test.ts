@@ -139,6 +139,8 @@ t.test('bodies that are not exactly one of before, after, to are 400s', async (t
     t.equal(res.json().error.code, 'VALIDATION_ERROR');
     t.equal(res.json().error.details[0]?.field, field, `${JSON.stringify(payload)} names ${field || 'the body'}`);
   }
+  const empty = await move(api, x.a!.id, {});
+  t.same(empty.json().error.details, [{ in: 'body', field: '', message: 'must have exactly one of: before, after, to' }]);
   t.same(await manualOrder(api, 'alice'), ['b', 'a'], 'nothing moved');
 });
 
