@@ -2,7 +2,10 @@
  * `npm run postman:export`: the Portman-generated collection (every operation, with the
  * contract tests and error variations of test/postman/portman-config.json) as a file to
  * import into Postman. It carries no token: set the collection variable `bearerToken`
- * (and `otherBearerToken`, a second user's, for the 403 checks) after importing.
+ * (and `otherBearerToken`, a second user's, for the 403 checks) after importing. Run it
+ * whole, in order (the Collection Runner): requests pass ids on through variables
+ * (`taskId`, `otherTaskId`, and for 1.2.0's moves, client id and filters `clientTaskId`,
+ * `ownTaskId`, `neighbourTaskId`), which a request sent on its own lacks.
  *
  *   npm run postman:export [-- --base-url http://localhost:8000 --out dist/todo-api.postman_collection.json]
  */
@@ -27,7 +30,8 @@ try {
   await copyFile(file, out);
   const count = (items: typeof collection.item): number => items.reduce((n, i) => n + (i.item ? count(i.item) : 1), 0);
   console.log(`postman:export: ${count(collection.item)} requests for ${values['base-url']} written to ${out}`);
-  console.log('In Postman: Import -> this file; then set the collection variable bearerToken (npm run -s token -- --sub alice).');
+  console.log('In Postman: Import -> this file; then set the collection variable bearerToken (npm run -s token -- --sub alice)');
+  console.log('and run the whole collection in order (Collection Runner): later requests use ids the earlier ones set.');
 } finally {
   await rm(workDir, { recursive: true, force: true });
 }

@@ -2,7 +2,9 @@
  * `npm run mock` (Stoplight Prism on openapi.yaml alone): started as a frontend
  * developer would, with no database. Every operation of the contract answers with
  * its documented example, valid against the contract; error examples are reachable
- * with Prism's `Prefer` header, and a missing token is the contract's 401.
+ * with Prism's `Prefer` header, and a missing token is the contract's 401. Every
+ * documented request example (bodies and query parameters) passes the mock's request
+ * validation, and 1.2.0's move, counts with today and ID_CONFLICT are served.
  */
 import { spawn } from 'node:child_process';
 import t from 'tap';
@@ -46,6 +48,24 @@ const requests = Object.keys(spec.paths).flatMap((template) =>
   }),
 );
 
+/** Every example of an operation's request body: the media type's named ones, then its schema's. */
+function requestExamples(op: Any): unknown[] {
+  const media = deref(op.requestBody)?.content?.['application/json'];
+  if (!media) return [];
+  return [...Object.values<Any>(media.examples ?? {}).map((e) => deref(e).value), ...(deref(media.schema)?.examples ?? [])];
+}
+
+/** The documented value of every optional query parameter that has one. */
+function optionalQuery(template: string, op: Any): URLSearchParams {
+  const query = new URLSearchParams();
+  for (const p of [...((spec.paths[template] as Any).parameters ?? []), ...(op.parameters ?? [])].map(deref)) {
+    const schema = deref(p.schema) ?? {};
+    const value = p.example ?? schema.examples?.[0];
+    if (p.in === 'query' && !p.required && value !== undefined) query.set(p.name, String(value));
+  }
+  return query;
+}
+
 /** The first 2xx response and the examples the contract documents for it (the media type's, then its schema's). */
 function success(op: Any): { status: number; examples: unknown[] } {
   const [status, response] = Object.entries<Any>(op.responses).find(([s]) => s.startsWith('2')) ?? ['204', {}];
@@ -53,6 +73,13 @@ function success(op: Any): { status: number; examples: unknown[] } {
   const examples = [...Object.values<Any>(media?.examples ?? {}).map((e) => deref(e).value), ...(deref(media?.schema)?.examples ?? [])];
   return { status: Number(status), examples };
 }
+
+const operationsByPath = Object.keys(spec.paths).flatMap((template) =>
+  HTTP_METHODS.flatMap((method) => {
+    const op = operationAt(spec, template, method) as Any | undefined;
+    return op ? [{ template, op }] : [];
+  }),
+);
 
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
@@ -129,4 +156,43 @@ t.test('error examples: Prefer code= and example=, and a missing token', async (
   const anonymous = await send('GET', '/api/tasks', {});
   t.equal(anonymous.statusCode, 401, 'no token: 401');
   t.same(anonymous.problems, [], 'the 401 conforms');
+});
+
+t.test('every documented request example, body and query, passes the mock\'s request validation', async (t) => {
+  for (const { operationId, method, url, body, op } of requests) {
+    for (const example of requestExamples(op)) {
+      const res = await send(method, url, { authorization: 'Bearer x' }, example);
+      t.ok(res.statusCode < 300, `${operationId}: body ${JSON.stringify(example)} -> ${res.statusCode}`);
+    }
+    const template = operationsByPath.find((o) => o.op === op)!.template;
+    const query = optionalQuery(template, op);
+    if (query.size === 0) continue;
+    const withQuery = `${url}${url.includes('?') ? '&' : '?'}${query}`;
+    const res = await send(method, withQuery, { authorization: 'Bearer x' }, body);
+    t.ok(res.statusCode < 300, `${operationId}: ${method} ${withQuery} -> ${res.statusCode}`);
+    t.same(res.problems, [], `${operationId}: with every documented query parameter, the response conforms`);
+  }
+});
+
+t.test('1.2.0: move, counts with today, ID_CONFLICT, and a move to two places is refused', async (t) => {
+  const id = '6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b';
+  const auth = { authorization: 'Bearer x' };
+  const moved = await send('POST', `/api/tasks/${id}/move`, auth, { to: 'top' });
+  t.equal(moved.statusCode, 200);
+  t.same(moved.problems, [], 'the moved task conforms (ETag included)');
+  t.match(JSON.parse(moved.body), { id, notes: String, due_date: null, completed_at: null, position: /^[0-9A-Za-z]+$/ }, 'a task with the 1.2.0 fields');
+
+  const counts = await send('GET', '/api/tasks/counts?today=2026-01-07', { ...auth, prefer: 'example=withToday' });
+  t.equal(counts.statusCode, 200);
+  t.same(counts.problems, []);
+  t.same(JSON.parse(counts.body), { pending: 3, completed: 2, total: 5, overdue: 1, due_today: 1 }, 'Prefer: example=withToday');
+
+  const conflict = await send('POST', '/api/tasks', { ...auth, prefer: 'code=409, example=idConflict' }, { id, title: 'Buy milk' });
+  t.equal(conflict.statusCode, 409);
+  t.same(conflict.problems, [], '409 conforms');
+  t.equal(JSON.parse(conflict.body).error.code, 'ID_CONFLICT');
+
+  const twoPlaces = await send('POST', `/api/tasks/${id}/move`, auth, { before: '0b9d8c7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d', to: 'top' });
+  t.equal(twoPlaces.statusCode, 400, 'exactly one of before, after, to: the mock validates it too');
+  t.same(twoPlaces.problems, [], 'the 400 conforms');
 });

@@ -2,8 +2,10 @@
  * The contract in Postman, run headless: Portman turns openapi.yaml into a
  * Postman collection (test/postman/portman-config.json: contract tests on every
  * operation, the created task's id chained through getTask/replaceTask/
- * updateTask/deleteTask, and error variations on every operation), then Newman
- * runs it against the real app over HTTP with a real token.
+ * updateTask/moveTask/deleteTask, and variations on every operation: its errors,
+ * and for 1.2.0 a client-chosen id (replay, 409), moves before/after/to, the
+ * list's sort, filters and search, counts with today), then Newman runs it
+ * against the real app over HTTP with a real token.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -147,16 +149,37 @@ t.test('Portman generates the collection from openapi.yaml and Newman runs it gr
     t.same(problems, [], `${e.item.name}: ${e.request.method} ${url} -> ${e.response?.code} conforms to openapi.yaml`);
   }
 
-  // The flow: createTask first, its id used by the four {id} operations, deleteTask after the others.
+  // The flow: createTask first, its id used by the five {id} operations, deleteTask after the others.
   const succeeded = (id: string) => ran.findIndex((r) => r.operationId === id && r.status !== undefined && r.status < 300);
   t.equal(ran[0]?.operationId, 'createTask', 'createTask runs first');
   const created = JSON.parse(ran[succeeded('createTask')]?.e.response?.text() ?? '{}') as { id?: string };
   for (const id of ['getTask', 'replaceTask', 'updateTask', 'deleteTask']) {
     t.equal(ran[succeeded(id)]?.url, `/api/tasks/${created.id}`, `${id} works on the task createTask made ({{taskId}})`);
   }
+  t.equal(ran[succeeded('moveTask')]?.url, `/api/tasks/${created.id}/move`, 'moveTask works on the task createTask made ({{taskId}})');
   t.ok(
-    ['listTasks', 'getTask', 'replaceTask', 'updateTask'].every((id) => succeeded(id) > 0 && succeeded(id) < succeeded('deleteTask')),
+    ['listTasks', 'getTask', 'replaceTask', 'updateTask', 'moveTask'].every((id) => succeeded(id) > 0 && succeeded(id) < succeeded('deleteTask')),
     'deleteTask runs after the other task operations',
+  );
+
+  // 1.2.0 through Postman: what the variations found (each also checked its content in Newman).
+  const variation = (name: string) => ran.find((r) => r.e.item.name.endsWith(`[${name}]`));
+  const bodyOf = (name: string) => JSON.parse(variation(name)?.e.response?.text() ?? '{}') as Record<string, any>;
+  const own = bodyOf('with notes, a due date and an id of its own');
+  const sent = JSON.parse((variation('with notes, a due date and an id of its own')?.e.request as any)?.body?.raw ?? '{}') as { id?: string };
+  t.match(own, { notes: '2 litres, semi-skimmed.', due_date: '2026-01-07' }, 'a create with notes and a due date');
+  t.equal(own.id, sent.id, 'the id the client chose');
+  t.same(bodyOf('the same id and fields again replay the first 201'), own, 'the same id again: the first 201 replayed');
+  t.equal(bodyOf('the same id with another title is a 409').error?.code, 'ID_CONFLICT');
+  const neighbour = bodyOf('a second task, with notes');
+  t.same(
+    bodyOf('sort=position: the manual order').items?.map((x: { id: string }) => x.id),
+    [own.id, neighbour.id],
+    'after the moves, the task is just before its neighbour at the top',
+  );
+  t.ok(
+    ran.filter((r) => r.operationId === 'moveTask' && r.status === 200).length >= 4,
+    'moves with to: top, after, to: bottom and before answered 200',
   );
   t.comment(`total: ${Date.now() - started} ms`);
 });

@@ -3,6 +3,10 @@
  * (which builds it from openapi.yaml), installed from the tarball into a throwaway
  * project, a small program type-checked against it with the strictest settings, then
  * run against the real server over real HTTP. A wrong program must fail to compile.
+ * Contract 1.2.0's additions go through the package too: notes, due dates and a
+ * client-chosen id on create (its replay, its 409), moveTask (before, after, top,
+ * bottom, If-Match, a bad neighbour), the list's sort, filters and search, and the
+ * counts with `today` through the underlying openapi-fetch client.
  */
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -100,9 +104,52 @@ try {
   if (err instanceof TodoApiError) anonymous = err.status + ' ' + err.body.code;
 }
 
+// 1.2.0. Left of the five: task 4, 3, 2, 1 (new tasks go to the top of the manual order).
+const failure = async (call: () => Promise<unknown>) => {
+  try {
+    await call();
+    return 'no error';
+  } catch (err) {
+    if (!(err instanceof TodoApiError)) throw err;
+    return err.status + ' ' + err.body.code + (err.body.code === 'VALIDATION_ERROR' ? ' ' + err.body.details.map((d) => d.field).join(',') : '');
+  }
+};
+const ownId = globalThis.crypto.randomUUID();
+const milkBody = { id: ownId, title: 'Buy milk', notes: '2 litres, semi-skimmed.\\nThe shop on the corner closes at 8.', due_date: '2026-01-07' };
+const milk = await todo.createTask(milkBody);
+const milkAgain = await todo.createTask(milkBody); // created offline, sent twice: the first 201 again
+const idConflict = await failure(() => todo.createTask({ id: ownId, title: 'Buy bread' }));
+const bread = await todo.createTask({ title: 'Buy bread', due_date: '2026-01-09' });
+const eggs = await todo.createTask({ title: 'Eggs' });
+// Manual order now: Eggs, Buy bread, Buy milk, task 4, 3, 2, 1.
+const toTop = await todo.moveTask(milk, { to: 'top' }); // If-Match: the ETag milk was created with
+const afterBread = await todo.moveTask(eggs, { after: bread.id });
+const beforeMilk = await todo.moveTask(bread.id, { before: milk.id });
+await todo.moveTask(created[4]!.id, { to: 'bottom' });
+const staleMove = await failure(() => todo.moveTask(milk, { to: 'bottom' })); // milk's ETag is from before its move
+const badNeighbour = await failure(() => todo.moveTask(milk.id, { before: milk.id }));
+
+const manual: Task[] = [];
+for await (const task of todo.tasks({ sort: 'position', limit: 3 })) manual.push(task);
+const titlesOf = (page: { items: Task[] }) => page.items.map((task) => task.title);
+const searched = titlesOf(await todo.listTasks({ q: 'SEMI-SKIMMED' }));
+const searchedBuy = titlesOf(await todo.listTasks({ q: 'buy', sort: 'position' }));
+const searchedPercent = titlesOf(await todo.listTasks({ q: '%' }));
+const dueToday = titlesOf(await todo.listTasks({ due_before: '2026-01-08', status: 'pending', sort: 'due' }));
+const withDue = titlesOf(await todo.listTasks({ has_due: true, sort: 'due' }));
+const withoutDue = titlesOf(await todo.listTasks({ has_due: false, sort: 'created' }));
+const dueAfter = titlesOf(await todo.listTasks({ due_after: '2026-01-08', sort: 'updated' }));
+const counts = (await todo.api.GET('/api/tasks/counts', { params: { query: { today: '2026-01-09' } } })).data;
+const plainCounts = (await todo.api.GET('/api/tasks/counts')).data;
+const done = await todo.updateTask(await todo.getTask(eggs.id), { status: 'completed', notes: 'free range' });
+const reopened = await todo.updateTask(done, { status: 'pending', due_date: '2026-01-10' });
+
 console.log(JSON.stringify({
   health, titles, pages, completed: updated.status, renamed: replaced.title,
-  fetchedEtag: etagOf(fetched) ?? null, afterDelete, invalidFields, anonymous, seen,
+  fetchedEtag: etagOf(fetched) ?? null, afterDelete, invalidFields, anonymous,
+  ownId, milk, milkAgain, idConflict, bread, eggs, toTop, afterBread, beforeMilk, staleMove, badNeighbour,
+  movedEtag: etagOf(toTop) ?? null, manual, searched, searchedBuy, searchedPercent, dueToday, withDue, withoutDue, dueAfter,
+  counts, plainCounts, done, reopened, seen,
 }));
 `;
 
@@ -114,6 +161,10 @@ await todo.updateTask('id', { status: 'done' });
 declare const err: TodoApiError;
 if (err.body.code === 'NOT_FOUND') err.body.details.map((d) => d.field);
 if (err.body.code === 'NO_SUCH_CODE') console.log('never');
+await todo.moveTask('id', { before: 'a', after: 'b' });
+await todo.moveTask('id', { to: 'middle' });
+await todo.listTasks({ sort: 'priority' });
+await todo.createTask({ title: 'x', position: 'a0' });
 `;
 
 t.test('the package version is the contract version (info.version), as is the project\'s', async (t) => {
@@ -165,10 +216,12 @@ t.test('npm pack, install the tarball elsewhere, type-check a program, run it ag
   t.same(r.invalidFields, ['title'], "VALIDATION_ERROR's details");
   t.equal(r.anonymous, '401 NOT_AUTHENTICATED', 'no token: 401');
 
-  const creates = (r.seen as any[]).filter((s) => s.method === 'POST');
-  t.equal(creates.length, 6);
-  t.ok(creates.every((s) => /^[0-9a-f-]{36}$/.test(s.idempotencyKey)), 'every create carries an Idempotency-Key');
-  t.equal(new Set(creates.map((s) => s.idempotencyKey)).size, creates.length, 'a fresh one per create');
+  const creates = (r.seen as any[]).filter((s) => s.method === 'POST' && s.path === '/api/tasks');
+  t.equal(creates.length, 11);
+  const keyed = creates.filter((s) => s.idempotencyKey !== null);
+  t.equal(keyed.length, 8, 'every create without an id of its own carries an Idempotency-Key…');
+  t.ok(keyed.every((s) => /^[0-9a-f-]{36}$/.test(s.idempotencyKey)), '…a UUID');
+  t.equal(new Set(keyed.map((s) => s.idempotencyKey)).size, keyed.length, 'a fresh one per create');
   // If-Match carries exactly the ETag the task object came with (none when the server sends none).
   const get = (r.seen as any[]).find((s) => s.method === 'GET' && /^\/api\/tasks\/[^/]+$/.test(s.path));
   const patch = (r.seen as any[]).find((s) => s.method === 'PATCH');
@@ -181,6 +234,52 @@ t.test('npm pack, install the tarball elsewhere, type-check a program, run it ag
     'no If-Match on reads',
   );
 
+  // 1.2.0: the new fields, a client-chosen id, moves, sort, filters, search and counts with today.
+  const task = (x: any) => x as { id: string; title: string; notes: string; due_date: string | null; completed_at: string | null; position: string; status: string };
+  const milk = task(r.milk);
+  t.equal(milk.id, r.ownId, 'create with a client-chosen id: the task has it');
+  t.equal(milk.notes, '2 litres, semi-skimmed.\nThe shop on the corner closes at 8.', 'notes as sent');
+  t.equal(milk.due_date, '2026-01-07');
+  t.equal(milk.completed_at, null);
+  t.match(milk.position, /^[0-9A-Za-z]{1,64}$/, 'a position');
+  t.same(r.milkAgain, r.milk, 'the same id and fields again: the first 201 replayed');
+  t.equal(r.idConflict, '409 ID_CONFLICT', 'the same id with another title: 409 ID_CONFLICT, typed');
+  const withId = creates.filter((s) => s.idempotencyKey === null);
+  t.equal(withId.length, 3, 'a create with its own id sends no Idempotency-Key (the id is its key)');
+  t.same([task(r.bread).notes, task(r.eggs).due_date], ['', null], 'notes default to "", due_date to null');
+
+  t.equal(task(r.toTop).id, milk.id, 'moveTask answers with the moved task');
+  t.ok(task(r.toTop).position < task(r.eggs).position, 'to: top: before the task that was first');
+  t.ok(task(r.afterBread).position > task(r.bread).position, 'after: behind its neighbour');
+  t.ok(task(r.beforeMilk).position < task(r.toTop).position, 'before: ahead of its neighbour');
+  const moves = (r.seen as any[]).filter((s) => s.method === 'POST' && s.path.endsWith('/move'));
+  t.equal(moves.length, 6, 'every move is POST /api/tasks/{id}/move');
+  t.equal(moves[0].path, `/api/tasks/${milk.id}/move`);
+  t.equal(moves[0].ifMatch, creates.find((s) => s.etag !== null && s.idempotencyKey === null)?.etag, 'a move sends If-Match: the ETag the task object came with');
+  t.equal(moves[2].ifMatch, null, 'no If-Match for a task given by its id');
+  t.equal(r.movedEtag, moves[0].etag, 'the moved task carries its new ETag');
+  t.equal(r.staleMove, '412 PRECONDITION_FAILED', 'a move with a stale ETag: 412');
+  t.equal(r.badNeighbour, '400 VALIDATION_ERROR before', 'the task itself as its own neighbour: 400 on before');
+
+  const manual = (r.manual as any[]).map(task);
+  t.same(
+    manual.map((x) => x.title),
+    ['Buy bread', 'Buy milk', 'Eggs', 'task 3', 'task 2', 'task 1', 'task 4'],
+    'sort=position, paged by 3: the manual order after the moves',
+  );
+  t.ok(manual.every((x, i) => i === 0 || manual[i - 1]!.position < x.position), 'positions ascend as byte strings');
+  t.same(r.searched, ['Buy milk'], 'q searches notes too, ignoring case');
+  t.same(r.searchedBuy, ['Buy bread', 'Buy milk'], 'q with sort=position');
+  t.same(r.searchedPercent, [], 'q is literal: % is no pattern');
+  t.same(r.dueToday, ['Buy milk'], 'due_before + status + sort=due');
+  t.same(r.withDue, ['Buy milk', 'Buy bread'], 'has_due=true, sort=due: earliest first');
+  t.same(r.withoutDue, ['Eggs', 'task 4', 'task 3', 'task 2', 'task 1'], 'has_due=false, newest first');
+  t.same(r.dueAfter, ['Buy bread'], 'due_after');
+  t.same(r.counts, { pending: 7, completed: 0, total: 7, overdue: 1, due_today: 1 }, 'counts with today add overdue and due_today');
+  t.same(r.plainCounts, { pending: 7, completed: 0, total: 7 }, 'counts without today: the three numbers');
+  t.match(task(r.done), { status: 'completed', notes: 'free range', completed_at: /^\d{4}-\d{2}-\d{2}T/ }, 'completed_at is set on completion');
+  t.match(task(r.reopened), { status: 'pending', completed_at: null, due_date: '2026-01-10' }, 'and cleared on reopening');
+
   await writeFile(join(app, 'wrong.ts'), wrongProgram);
   await writeFile(join(app, 'tsconfig.wrong.json'), JSON.stringify({ ...TSCONFIG, include: ['wrong.ts'], compilerOptions: { ...TSCONFIG.compilerOptions, noEmit: true } }));
   const wrong = await run(process.execPath, [TSC, '-p', 'tsconfig.wrong.json'], app);
@@ -189,4 +288,8 @@ t.test('npm pack, install the tarball elsewhere, type-check a program, run it ag
   t.match(wrong.out, /wrong\.ts\(5,.*"done"/, 'a status the contract does not have');
   t.match(wrong.out, /wrong\.ts\(7,.*possibly 'null'/, 'details may be null outside VALIDATION_ERROR');
   t.match(wrong.out, /wrong\.ts\(8,.*NO_SUCH_CODE/, 'an error code the contract does not have');
+  t.match(wrong.out, /wrong\.ts\(9,\d+\): error TS2345: Argument of type '\{ before: string; after:/, 'a move takes exactly one of before, after, to');
+  t.match(wrong.out, /wrong\.ts\(10,.*"middle"/, 'to is top or bottom');
+  t.match(wrong.out, /wrong\.ts\(11,.*"priority"/, 'a sort the contract does not have');
+  t.match(wrong.out, /wrong\.ts\(12,.*'position'/, 'position is read-only: not on create');
 });

@@ -2,7 +2,8 @@
  * @todo-api/client: the todo-api's contract as types, and a thin wrapper over
  * openapi-fetch with what a frontend needs on top: a bearer token per request,
  * errors as a union discriminated on `code`, paging through `next_cursor`, an
- * Idempotency-Key per create, and If-Match from the ETag a task came with.
+ * Idempotency-Key per create (unless the client chose the task's id), and
+ * If-Match from the ETag a task came with.
  */
 import createClient, { type Client, type Middleware } from 'openapi-fetch';
 import type { components, operations, paths } from './generated/openapi.js';
@@ -18,7 +19,20 @@ export type ErrorCode = Schemas['ErrorBody']['code'];
 export type CreateTaskRequest = Schemas['CreateTaskRequest'];
 export type ReplaceTaskRequest = Schemas['ReplaceTaskRequest'];
 export type UpdateTaskRequest = Schemas['UpdateTaskRequest'];
+export type MoveTaskRequest = Schemas['MoveTaskRequest'];
+/** `status`, `sort`, `due_before`, `due_after`, `has_due`, `q`, `limit`, `cursor`. */
 export type ListTasksQuery = NonNullable<operations['listTasks']['parameters']['query']>;
+
+type AnyKey<T> = T extends unknown ? keyof T : never;
+/**
+ * Where a move puts the task: exactly one of `{ before }`, `{ after }` or `{ to }`. The
+ * contract's oneOf made exclusive: TypeScript lets `{ before, after }` pass a plain union.
+ */
+export type MoveTarget = MoveTaskRequest extends infer M
+  ? M extends unknown
+    ? M & { [K in Exclude<AnyKey<MoveTaskRequest>, keyof M>]?: never }
+    : never
+  : never;
 
 /**
  * The body of every error, `{"error": {...}}`'s inner object, discriminated on `code`:
@@ -60,7 +74,11 @@ export interface WriteOptions {
 }
 
 export interface CreateOptions {
-  /** Reuse a key to retry a create safely; by default a fresh one per call. */
+  /**
+   * Reuse a key to retry a create safely; by default a fresh one per call. A body with
+   * its own `id` is sent without one (the id is its own idempotency key; a key sent with
+   * an `id` must be that same UUID).
+   */
   idempotencyKey?: string;
 }
 
@@ -71,13 +89,16 @@ export interface TodoClient {
   listTasks(query?: ListTasksQuery): Promise<TaskPage>;
   /** Every page, following `next_cursor` until it is null. */
   pages(query?: Omit<ListTasksQuery, 'cursor'>): AsyncIterableIterator<TaskPage>;
-  /** Every task across all pages, newest first. */
+  /** Every task across all pages, in the query's order (newest first by default). */
   tasks(query?: Omit<ListTasksQuery, 'cursor'>): AsyncIterableIterator<Task>;
+  /** With `body.id` (a UUID of your own) it can be made offline and sent later; a taken id is 409 ID_CONFLICT. */
   createTask(body: CreateTaskRequest, options?: CreateOptions): Promise<Task>;
   getTask(id: string): Promise<Task>;
   replaceTask(task: Task | string, body: ReplaceTaskRequest, options?: WriteOptions): Promise<Task>;
   updateTask(task: Task | string, body: UpdateTaskRequest, options?: WriteOptions): Promise<Task>;
   deleteTask(task: Task | string, options?: WriteOptions): Promise<void>;
+  /** Drag and drop: just before or after another of your tasks, or to the top or bottom; the moved task (new `position`). */
+  moveTask(task: Task | string, target: MoveTarget, options?: WriteOptions): Promise<Task>;
 }
 
 /** The ETag each task object arrived with (tasks stay plain JSON objects). */
@@ -146,7 +167,8 @@ export function createTodoClient(options: TodoClientOptions): TodoClient {
       for await (const page of client.pages(query)) yield* page.items;
     },
     async createTask(body, o = {}) {
-      const headers = { 'Idempotency-Key': o.idempotencyKey ?? newIdempotencyKey() };
+      const key = o.idempotencyKey ?? (body.id === undefined ? newIdempotencyKey() : undefined);
+      const headers: Record<string, string> = key === undefined ? {} : { 'Idempotency-Key': key };
       return unwrap(await api.POST('/api/tasks', { body, headers }));
     },
     async getTask(id) {
@@ -160,6 +182,9 @@ export function createTodoClient(options: TodoClientOptions): TodoClient {
     },
     async deleteTask(task, o) {
       unwrap(await api.DELETE('/api/tasks/{id}', { params: { path: { id: idOf(task) } }, headers: conditional(task, o) }));
+    },
+    async moveTask(task, target, o) {
+      return unwrap(await api.POST('/api/tasks/{id}/move', { params: { path: { id: idOf(task) } }, body: target, headers: conditional(task, o) }));
     },
   };
   return client;
