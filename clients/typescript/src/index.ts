@@ -2,8 +2,9 @@
  * @todo-api/client: the todo-api's contract as types, and a thin wrapper over
  * openapi-fetch with what a frontend needs on top: a bearer token per request,
  * errors as a union discriminated on `code`, paging through `next_cursor`, an
- * Idempotency-Key per create (unless the client chose the task's id), and
- * If-Match from the ETag a task came with.
+ * Idempotency-Key per create (unless the client chose the task's id),
+ * If-Match from the ETag a task came with, and the change feed and its stream as
+ * async iterators.
  */
 import createClient, { type Client, type Middleware } from 'openapi-fetch';
 import type { components, operations, paths } from './generated/openapi.js';
@@ -20,8 +21,24 @@ export type CreateTaskRequest = Schemas['CreateTaskRequest'];
 export type ReplaceTaskRequest = Schemas['ReplaceTaskRequest'];
 export type UpdateTaskRequest = Schemas['UpdateTaskRequest'];
 export type MoveTaskRequest = Schemas['MoveTaskRequest'];
+export type TaskCounts = Schemas['TaskCounts'];
+export type BulkUpdateRequest = Schemas['BulkUpdateRequest'];
+export type BulkUpdateResult = Schemas['BulkUpdateResult'];
+export type BulkDeleteResult = Schemas['BulkDeleteResult'];
+export type Change = Schemas['Change'];
+export type ChangePage = Schemas['ChangePage'];
+type Query<K extends keyof operations> = NonNullable<operations[K]['parameters']['query']>;
 /** `status`, `sort`, `due_before`, `due_after`, `has_due`, `q`, `limit`, `cursor`. */
-export type ListTasksQuery = NonNullable<operations['listTasks']['parameters']['query']>;
+export type ListTasksQuery = Query<'listTasks'>;
+/** `since` (a `next_since`; none for a full sync) and `limit`. */
+export type ChangesQuery = Query<'listChanges'>;
+
+export type StreamOptions = Query<'streamChanges'> & {
+  /** Aborting it ends the iteration (and its request). */
+  signal?: AbortSignal;
+  /** The wait before reconnect number `attempt` (0, 1, ...; 0 again after a connection succeeded). */
+  retryMs?: (attempt: number) => number;
+};
 
 type AnyKey<T> = T extends unknown ? keyof T : never;
 /**
@@ -99,6 +116,23 @@ export interface TodoClient {
   deleteTask(task: Task | string, options?: WriteOptions): Promise<void>;
   /** Drag and drop: just before or after another of your tasks, or to the top or bottom; the moved task (new `position`). */
   moveTask(task: Task | string, target: MoveTarget, options?: WriteOptions): Promise<Task>;
+  /** Pending, completed and total; with `today` (the client's date) also overdue and due_today. */
+  counts(query?: Query<'countTasks'>): Promise<TaskCounts>;
+  /** Sets `status` on all tasks, or on those with `query.status` ("mark all as done"). */
+  updateTasks(body: BulkUpdateRequest, query?: Query<'updateTasks'>): Promise<BulkUpdateResult>;
+  /** Deletes all tasks with `query.status` ("clear completed"). */
+  deleteTasks(query: Query<'deleteTasks'>): Promise<BulkDeleteResult>;
+  /** One page of the change feed (GET /api/tasks/changes). */
+  changePage(query?: ChangesQuery): Promise<ChangePage>;
+  /** The change feed from `since`, page by page, until a page has `has_more: false`. */
+  changes(options?: ChangesQuery): AsyncIterableIterator<ChangePage>;
+  /**
+   * The live change stream's pages, without end: reconnects (with backoff, resuming from the
+   * last `next_since`) after a network failure, a 5xx or the end of the body; waits Retry-After
+   * on a 429. Throws a TodoApiError on any other 4xx (410 SYNC_EXPIRED: do a full sync).
+   * Ends when `signal` aborts; leaving the loop closes the request too.
+   */
+  stream(options?: StreamOptions): AsyncIterableIterator<ChangePage>;
 }
 
 /** The ETag each task object arrived with (tasks stay plain JSON objects). */
@@ -113,28 +147,85 @@ function newIdempotencyKey(): string {
   return globalThis.crypto.randomUUID();
 }
 
-export function createTodoClient(options: TodoClientOptions): TodoClient {
-  const api = createClient<paths>({
-    baseUrl: options.baseUrl.replace(/\/+$/, ''),
-    ...(options.fetch !== undefined && { fetch: options.fetch }),
+/** The error for a non-2xx answer, from its `{"error": {...}}` envelope when it has one. */
+function apiError(response: Response, envelope: unknown): TodoApiError {
+  const body = (envelope as { error?: ApiErrorBody } | undefined)?.error;
+  return new TodoApiError(response.status, body ?? { code: 'INTERNAL_ERROR', message: `HTTP ${response.status}`, details: null }, response);
+}
+
+/** 250 ms doubling to 10 s, each wait a random 50-100 % of that. */
+const backoff = (attempt: number) => Math.min(250 * 2 ** attempt, 10_000) * (0.5 + Math.random() / 2);
+
+/** Retry-After (seconds or a date) in ms, if the response has one. */
+function retryAfter(response: Response): number | undefined {
+  const value = response.headers.get('retry-after');
+  if (value === null) return undefined;
+  const ms = /^\d+$/.test(value) ? Number(value) * 1000 : Date.parse(value) - Date.now();
+  return Number.isNaN(ms) ? undefined : Math.max(ms, 0);
+}
+
+const sleep = (ms: number, signal: AbortSignal | undefined) =>
+  new Promise<void>((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done);
   });
+
+/** The data of each `changes` event of a server-sent event stream; comments (keep-alives) are skipped. */
+async function* events(reader: ReadableStreamDefaultReader<Uint8Array>): AsyncGenerator<ChangePage> {
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let event = '';
+  let data: string[] = [];
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) return;
+    buffer += decoder.decode(value, { stream: true });
+    for (let end: number; (end = buffer.indexOf('\n')) >= 0; ) {
+      const line = buffer.slice(0, end).replace(/\r$/, '');
+      buffer = buffer.slice(end + 1);
+      if (line === '') {
+        if (event === 'changes' && data.length > 0) yield JSON.parse(data.join('\n')) as ChangePage;
+        event = '';
+        data = [];
+      } else if (line.startsWith('data:')) data.push(line.slice(5).replace(/^ /, ''));
+      else if (line.startsWith('event:')) event = line.slice(6).trim();
+    }
+  }
+}
+
+export function createTodoClient(options: TodoClientOptions): TodoClient {
+  const baseUrl = options.baseUrl.replace(/\/+$/, '');
+  const api = createClient<paths>({ baseUrl, ...(options.fetch !== undefined && { fetch: options.fetch }) });
+  const bearer = async () => (options.getToken ? await options.getToken() : options.token);
   const auth: Middleware = {
     async onRequest({ request }) {
-      const token = options.getToken ? await options.getToken() : options.token;
+      const token = await bearer();
       if (token !== undefined && !request.headers.has('authorization')) request.headers.set('Authorization', `Bearer ${token}`);
       return request;
     },
   };
   api.use(auth);
 
+  /** A GET as openapi-fetch would send it (base URL, token, the injected fetch), for what it cannot do: read a stream. */
+  async function get(path: string, query: Record<string, string | undefined>, signal: AbortSignal): Promise<Response> {
+    const search = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined)).toString();
+    const token = await bearer();
+    const request = new Request(`${baseUrl}${path}${search && `?${search}`}`, {
+      headers: { Accept: 'text/event-stream', ...(token !== undefined && { Authorization: `Bearer ${token}` }) },
+      signal,
+    });
+    return (options.fetch ?? fetch)(request);
+  }
+
   /** The data of a 2xx answer (its ETag remembered), or a TodoApiError. */
   function unwrap<T>(result: { data?: T; error?: unknown; response: Response }): T {
     const { response } = result;
-    if (!response.ok) {
-      const envelope = result.error as { error?: ApiErrorBody } | undefined;
-      const body: ApiErrorBody = envelope?.error ?? { code: 'INTERNAL_ERROR', message: `HTTP ${response.status}`, details: null };
-      throw new TodoApiError(response.status, body, response);
-    }
+    if (!response.ok) throw apiError(response, result.error);
     const data = result.data as T;
     const etag = response.headers.get('etag');
     if (etag !== null && typeof data === 'object' && data !== null) etags.set(data, etag);
@@ -186,6 +277,67 @@ export function createTodoClient(options: TodoClientOptions): TodoClient {
     async moveTask(task, target, o) {
       return unwrap(await api.POST('/api/tasks/{id}/move', { params: { path: { id: idOf(task) } }, body: target, headers: conditional(task, o) }));
     },
+    async counts(query = {}) {
+      return unwrap(await api.GET('/api/tasks/counts', { params: { query } }));
+    },
+    async updateTasks(body, query = {}) {
+      return unwrap(await api.PATCH('/api/tasks', { params: { query }, body }));
+    },
+    async deleteTasks(query) {
+      return unwrap(await api.DELETE('/api/tasks', { params: { query } }));
+    },
+    async changePage(query = {}) {
+      return unwrap(await api.GET('/api/tasks/changes', { params: { query } }));
+    },
+    async *changes(query = {}) {
+      for (let q = query; ; ) {
+        const page: ChangePage = await client.changePage(q);
+        yield page;
+        if (!page.has_more) return;
+        q = { ...query, since: page.next_since };
+      }
+    },
+    async *stream({ since, signal, retryMs = backoff } = {}) {
+      for (let attempt = 0; !signal?.aborted; ) {
+        const connection = new AbortController();
+        let reader: ReadableStreamDefaultReader<Uint8Array> | undefined;
+        const close = () => {
+          connection.abort();
+          reader?.cancel().catch(() => {});
+        };
+        signal?.addEventListener('abort', close);
+        let wait: number | undefined;
+        try {
+          const response = await get('/api/tasks/changes/stream', { since }, connection.signal);
+          if (response.ok && response.body) {
+            attempt = 0;
+            reader = response.body.getReader();
+            for await (const page of events(reader)) {
+              since = page.next_since;
+              yield page;
+              if (signal?.aborted) return;
+            }
+          } else if (response.status >= 500 || response.status === 429) {
+            wait = retryAfter(response);
+            response.body?.cancel().catch(() => {});
+          } else {
+            throw apiError(response, await response.json().catch(() => undefined));
+          }
+        } catch (err) {
+          if (err instanceof TodoApiError) throw err;
+          if (signal?.aborted) return;
+          // A network failure or a cut connection: reconnect from `since`, below.
+        } finally {
+          signal?.removeEventListener('abort', close);
+          close();
+        }
+        await sleep(wait ?? retryMs(attempt++), signal);
+      }
+    },
   };
   return client;
 }
+
+export { createTodoStore, type Conflict, type StoreError, type TodoStore, type TodoStoreOptions } from './store/store.js';
+export { fileStorage, indexedDbStorage, memoryStorage, type SavedState, type TodoStorage } from './store/storage.js';
+export type { Fields, Mutation } from './store/outbox.js';
