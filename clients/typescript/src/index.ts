@@ -164,6 +164,7 @@ function retryAfter(response: Response): number | undefined {
   return Number.isNaN(ms) ? undefined : Math.max(ms, 0);
 }
 
+/** Resolves after `ms`, or at once when `signal` aborts. */
 const sleep = (ms: number, signal: AbortSignal | undefined) =>
   new Promise<void>((resolve) => {
     const done = () => {
@@ -171,7 +172,7 @@ const sleep = (ms: number, signal: AbortSignal | undefined) =>
       signal?.removeEventListener('abort', done);
       resolve();
     };
-    const timer = setTimeout(done, ms);
+    const timer = setTimeout(done, signal?.aborted ? 0 : ms);
     signal?.addEventListener('abort', done);
   });
 
@@ -211,15 +212,14 @@ export function createTodoClient(options: TodoClientOptions): TodoClient {
   };
   api.use(auth);
 
-  /** A GET as openapi-fetch would send it (base URL, token, the injected fetch), for what it cannot do: read a stream. */
-  async function get(path: string, query: Record<string, string | undefined>, signal: AbortSignal): Promise<Response> {
+  /** A GET as openapi-fetch would send it (base URL, token), for what it cannot do: read a stream. */
+  async function authorized(path: string, query: Record<string, string | undefined>, signal: AbortSignal): Promise<Request> {
     const search = new URLSearchParams(Object.entries(query).filter((e): e is [string, string] => e[1] !== undefined)).toString();
     const token = await bearer();
-    const request = new Request(`${baseUrl}${path}${search && `?${search}`}`, {
+    return new Request(`${baseUrl}${path}${search && `?${search}`}`, {
       headers: { Accept: 'text/event-stream', ...(token !== undefined && { Authorization: `Bearer ${token}` }) },
       signal,
     });
-    return (options.fetch ?? fetch)(request);
   }
 
   /** The data of a 2xx answer (its ETag remembered), or a TodoApiError. */
@@ -307,8 +307,10 @@ export function createTodoClient(options: TodoClientOptions): TodoClient {
         };
         signal?.addEventListener('abort', close);
         let wait: number | undefined;
+        let request: Request | undefined;
         try {
-          const response = await get('/api/tasks/changes/stream', { since }, connection.signal);
+          request = await authorized('/api/tasks/changes/stream', { since }, connection.signal);
+          const response = await (options.fetch ?? fetch)(request);
           if (response.ok && response.body) {
             attempt = 0;
             reader = response.body.getReader();
@@ -324,9 +326,9 @@ export function createTodoClient(options: TodoClientOptions): TodoClient {
             throw apiError(response, await response.json().catch(() => undefined));
           }
         } catch (err) {
-          if (err instanceof TodoApiError) throw err;
-          if (signal?.aborted) return;
-          // A network failure or a cut connection: reconnect from `since`, below.
+          // getToken's errors are the caller's, as in every method.
+          if (err instanceof TodoApiError || request === undefined) throw err;
+          // A network failure, a cut connection or the signal: reconnect from `since` (below) unless aborted.
         } finally {
           signal?.removeEventListener('abort', close);
           close();
