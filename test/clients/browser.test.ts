@@ -393,9 +393,9 @@ t.test('/docs: authorize with a token, then execute GET /api/tasks', { skip }, a
   t.match(asOpened.curl, `Bearer ${bearer}`, 'the call carried the token');
   t.equal(asOpened.status, '200', 'Execute with the prefilled examples answers 200');
 
-  // The plain call: no cursor (the status and limit examples stay: pending, 20).
-  const cursor = operation.locator('tr[data-param-name="cursor"] input');
-  await cursor.fill('');
+  // The plain call: no cursor and no filters (the status, sort and limit examples stay: pending, position, 20).
+  for (const name of ['cursor', 'q', 'due_before', 'due_after']) await operation.locator(`tr[data-param-name="${name}"] input`).fill('');
+  await operation.locator('tr[data-param-name="has_due"] select').selectOption('');
   const plain = await execute();
   t.equal(plain.status, '200', 'Execute without a cursor: the live response is a 200');
   t.match(plain.body, task.id, 'the response shows the task');
