@@ -1,12 +1,15 @@
 import autocannon from 'autocannon';
 import { randomUUID } from 'node:crypto';
 import { createSigner } from 'fast-jwt';
+import { SEARCH_TERM } from './database.ts';
 
 /** Users with real tokens and some of their task ids, read from the database under test. */
 export interface Fixture {
   users: Array<{ id: string; token: string; tasks: string[] }>;
   /** A cursor deep into one user's list (the --rows data sets). */
   deep?: { token: string; cursor: string; depth: number };
+  /** The same user's deep cursor for each of LISTINGS (keyed by its query), as the API issued it. */
+  deeps?: Record<string, { cursor: string; depth: number }>;
   /** The first page of that user. */
   heavy?: { token: string };
 }
@@ -73,7 +76,51 @@ export const SCENARIOS: Scenario[] = [
       body: '{"title":"benchmark task"}',
     }),
   },
+  {
+    name: 'list-position',
+    label: 'GET /api/tasks?sort=position',
+    request: (f) => ({ method: 'GET', path: '/api/tasks?limit=50&sort=position', headers: bearer(pick(f.users).token) }),
+  },
+  {
+    name: 'search',
+    label: `GET /api/tasks?q=${SEARCH_TERM}`,
+    request: (f) => ({ method: 'GET', path: `/api/tasks?limit=50&q=${SEARCH_TERM}`, headers: bearer(pick(f.users).token) }),
+  },
+  {
+    // Drag and drop among a user's first few tasks (their keys grow, and now and then the
+    // user's 50 keys are renumbered, as in real use), or to the top.
+    name: 'move',
+    label: 'POST /api/tasks/{id}/move',
+    request: (f) => {
+      const user = pick(f.users);
+      const few = user.tasks.slice(0, 4);
+      const id = pick(few);
+      const others = few.filter((t) => t !== id);
+      const body = Math.random() < 0.5 || others.length === 0 ? '{"to":"top"}' : `{"before":"${pick(others)}"}`;
+      return { method: 'POST', path: `/api/tasks/${id}/move`, headers: { ...bearer(user.token), ...json }, body };
+    },
+  },
 ];
+
+/** The list queries of the --rows sets, each read first page and deep: every sort, with and without a status filter. */
+export const LISTINGS: string[] = ['created', 'position', 'due', 'updated'].flatMap((sort) => [`sort=${sort}`, `sort=${sort}&status=pending`]);
+
+/** The heavy user's first page and deep page of each of LISTINGS. */
+const LISTING_SCENARIOS: Scenario[] = LISTINGS.flatMap((listing) => [
+  {
+    name: `list-heavy?${listing}`,
+    label: `?${listing}, first page (the heavy user)`,
+    request: (f: Fixture): Request => ({ method: 'GET', path: `/api/tasks?limit=50&${listing}`, headers: bearer(required(f.heavy, 'heavy').token) }),
+  },
+  {
+    name: `list-deep?${listing}`,
+    label: `?${listing}, page 500 deep (the heavy user)`,
+    request: (f: Fixture): Request => {
+      const deep = required(f.deeps?.[listing], `deep ${listing}`);
+      return { method: 'GET', path: `/api/tasks?limit=50&${listing}&cursor=${deep.cursor}`, headers: bearer(required(f.heavy, 'heavy').token) };
+    },
+  },
+]);
 
 /** The --rows scenarios: the same reads and writes on a small and a large data set. */
 export const SIZE_SCENARIOS: Scenario[] = [
@@ -107,6 +154,17 @@ export const SIZE_SCENARIOS: Scenario[] = [
     name: 'feed-heavy',
     label: 'change feed, first page (the heavy user)',
     request: (f) => ({ method: 'GET', path: '/api/tasks/changes?limit=50', headers: bearer(required(f.heavy, 'heavy').token) }),
+  },
+  ...LISTING_SCENARIOS,
+  {
+    name: 'search',
+    label: `?q=${SEARCH_TERM}, first page (users with 100)`,
+    request: (f) => ({ method: 'GET', path: `/api/tasks?limit=50&q=${SEARCH_TERM}`, headers: bearer(pick(f.users).token) }),
+  },
+  {
+    name: 'search-heavy',
+    label: `?q=${SEARCH_TERM}, first page (the heavy user)`,
+    request: (f) => ({ method: 'GET', path: `/api/tasks?limit=50&q=${SEARCH_TERM}`, headers: bearer(required(f.heavy, 'heavy').token) }),
   },
 ];
 

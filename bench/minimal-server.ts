@@ -2,11 +2,14 @@
  * The comparator of `npm run bench`: the least a server on our stack can do for the
  * same requests. Plain Fastify 5 + postgres.js + fast-jwt (HS256, with its verdict
  * cache), no contract validation, no logging, and exactly the SQL of
- * src/tasks/queries.ts, one statement per request. Keep the SQL in step with that
- * file, or the ratio compares different work.
+ * src/tasks/queries.ts, one statement per request (a move: the same call of
+ * todo_move_task, sql/0003). Keep the SQL in step with that file, or the ratio compares
+ * different work. It serves what the bench sends: the list with `sort`, `status`, `q`
+ * and a cursor (not the due-date filters), get, create (no Idempotency-Key), patch and move.
  *
  *   DATABASE_URL=postgres://… SECRET_KEY=… PORT=… node --import tsx bench/minimal-server.ts
  */
+import { createHash } from 'node:crypto';
 import { createVerifier } from 'fast-jwt';
 import Fastify, { type FastifyRequest } from 'fastify';
 import postgres from 'postgres';
@@ -64,49 +67,90 @@ app.get('/health', async () => {
   return { status: 'ok', database: 'ok' };
 });
 
+// As src/tasks/queries.ts and search.ts: the columns, the due rank, the cursor (a fingerprint of the query, then the key).
+const COLUMNS = sql.unsafe('id, user_id, title, status, created_at, updated_at, notes, due_date::text AS due_date, completed_at, position');
+const RANK = sql.unsafe("COALESCE(DATE '1970-01-01' - due_date, -2147483648)");
+const EPOCH_DAY = Date.UTC(1970, 0, 1);
+const dueRank = (date: string | null) => (date === null ? -2147483648 : Math.round((EPOCH_DAY - Date.parse(`${date}T00:00:00Z`)) / 86_400_000));
+const iso = (v: unknown) => (v instanceof Date ? v.toISOString() : (v as string | null));
+type Sort = 'created' | 'position' | 'due' | 'updated';
+type Key = (string | null)[];
+const ORDER: Record<Sort, { after: (k: Key) => ReturnType<typeof sql>; by: ReturnType<typeof sql>; key: (row: Row) => Key }> = {
+  created: {
+    after: ([c, i]) => sql`AND (created_at, id) < (${c ?? null}::timestamptz, ${i ?? null}::uuid)`,
+    by: sql`ORDER BY created_at DESC, id DESC`,
+    key: (r) => [iso(r.created_at), r.id],
+  },
+  position: {
+    after: ([p]) => sql`AND position > ${p ?? null}::text COLLATE "C"`,
+    by: sql`ORDER BY position`,
+    key: (r) => [r.position as string],
+  },
+  due: {
+    after: ([d, c, i]) => sql`AND (${RANK}, created_at, id) < (${dueRank(d ?? null)}::bigint, ${c ?? null}::timestamptz, ${i ?? null}::uuid)`,
+    by: sql`ORDER BY ${RANK} DESC, created_at DESC, id DESC`,
+    key: (r) => [r.due_date as string | null, iso(r.created_at), r.id],
+  },
+  updated: {
+    after: ([u, i]) => sql`AND (updated_at, id) < (${u ?? null}::timestamptz, ${i ?? null}::uuid)`,
+    by: sql`ORDER BY updated_at DESC, id DESC`,
+    key: (r) => [iso(r.updated_at), r.id],
+  },
+};
+const contains = (q: string) => `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+
 app.get('/api/tasks', async (request) => {
-  const query = request.query as { limit?: string; status?: string; cursor?: string };
+  const query = request.query as { limit?: string; status?: string; cursor?: string; sort?: Sort; q?: string; has_due?: string };
   const limit = Number(query.limit ?? 50);
-  const after = query.cursor ? (JSON.parse(Buffer.from(query.cursor, 'base64url').toString('utf8')) as [string, string]) : undefined;
-  const rows = await sql`
-    SELECT id, user_id, title, status, created_at, updated_at
+  const sort = query.sort ?? 'created';
+  const order = ORDER[sort];
+  const hasDue = query.has_due === undefined ? undefined : query.has_due === 'true';
+  const fingerprint = createHash('sha256')
+    .update(JSON.stringify([sort, query.status, undefined, undefined, hasDue, query.q]))
+    .digest('base64url')
+    .slice(0, 10);
+  const after = query.cursor ? (JSON.parse(Buffer.from(query.cursor, 'base64url').toString('utf8')) as Key).slice(1) : undefined;
+  const rows = await sql<Row[]>`
+    SELECT ${COLUMNS}
     FROM tasks
     WHERE user_id = ${request.claims.sub}
       ${query.status ? sql`AND status = ${query.status}` : sql``}
-      ${after ? sql`AND (created_at, id) < (${after[0]}::timestamptz, ${after[1]}::uuid)` : sql``}
-    ORDER BY created_at DESC, id DESC
+      ${query.q === undefined ? sql`` : sql`AND (title ILIKE ${contains(query.q)} OR notes ILIKE ${contains(query.q)})`}
+      ${after ? order.after(after) : sql``}
+    ${order.by}
     LIMIT ${limit + 1}`;
   const items = rows.slice(0, limit);
   const last = items.at(-1);
   const more = rows.length > limit && last !== undefined;
   return {
     items,
-    next_cursor: more ? Buffer.from(JSON.stringify([(last.created_at as Date).toISOString(), last.id])).toString('base64url') : null,
+    next_cursor: more ? Buffer.from(JSON.stringify([fingerprint, ...order.key(last)])).toString('base64url') : null,
   };
 });
 
 app.get('/api/tasks/:id', async (request, reply) => {
   const { id } = request.params as { id: string };
-  const [row] = await sql<Row[]>`
-    SELECT user_id AS owner_id, id, user_id, title, status, created_at, updated_at
-    FROM tasks WHERE id = ${id}`;
+  const [row] = await sql<Row[]>`SELECT user_id AS owner_id, ${COLUMNS} FROM tasks WHERE id = ${id}`;
   const { status, body } = found(row, request.claims.sub);
   return reply.code(status).send(body);
 });
 
 app.post('/api/tasks', async (request, reply) => {
-  const { title } = request.body as { title: string };
+  const { title, notes = '', due_date = null } = request.body as { title: string; notes?: string; due_date?: string | null };
   const { sub, email = null } = request.claims;
-  // As src/tasks/queries.ts creates: the user's change counter bumped, and NOTIFY.
+  // As src/tasks/queries.ts creates: the user's change counter bumped and the key before
+  // their top position taken in one upsert, the task at that key, and NOTIFY.
   const [row] = await sql`
     WITH bump AS (
-      INSERT INTO users AS u (id, email, change_seq) SELECT ${sub}, ${email}, 1
-      ON CONFLICT (id) DO UPDATE SET change_seq = u.change_seq + 1, email = COALESCE(EXCLUDED.email, u.email)
-      RETURNING change_seq
+      INSERT INTO users AS u (id, email, change_seq, top_position) VALUES (${sub}, ${email}, 1, todo_key_between(NULL, NULL))
+      ON CONFLICT (id) DO UPDATE SET change_seq = u.change_seq + 1, email = COALESCE(EXCLUDED.email, u.email),
+        top_position = todo_key_between(NULL, u.top_position)
+      RETURNING change_seq, top_position
     ),
     created AS (
-      INSERT INTO tasks (user_id, title, change_seq) SELECT ${sub}, ${title}, change_seq FROM bump
-      RETURNING id, user_id, title, status, created_at, updated_at
+      INSERT INTO tasks (user_id, title, notes, due_date, change_seq, position)
+      SELECT ${sub}, ${title}, ${notes}, ${due_date}::date, change_seq, top_position FROM bump
+      RETURNING ${COLUMNS}
     )
     SELECT created.*, pg_notify('todo_api_changes', ${sub}) FROM created`;
   if (row) delete row.pg_notify;
@@ -115,31 +159,61 @@ app.post('/api/tasks', async (request, reply) => {
 
 app.patch('/api/tasks/:id', async (request, reply) => {
   const { id } = request.params as { id: string };
-  const { title = null, status = null } = request.body as { title?: string; status?: string };
+  const body = request.body as { title?: string; status?: string; notes?: string; due_date?: string | null };
+  const status = body.status ?? null;
   const userId = request.claims.sub;
-  // As src/tasks/queries.ts updates: the counter bumped before the row, and NOTIFY.
+  // As src/tasks/queries.ts updates: the counter bumped before the row, completed_at set or cleared, and NOTIFY.
+  const next = sql`GREATEST(bump.now, tasks.updated_at + interval '1 millisecond')`;
   const [row] = await sql<Row[]>`
     WITH target AS (SELECT user_id FROM tasks WHERE id = ${id}),
     bump AS (
       UPDATE users SET change_seq = change_seq + 1
       WHERE id = ${userId} AND EXISTS (SELECT 1 FROM target WHERE user_id = ${userId})
-      RETURNING change_seq
+      RETURNING change_seq, clock_timestamp() AS now
     ),
     changed AS (
       UPDATE tasks SET
-        title = COALESCE(${title}::text, title),
+        title = COALESCE(${body.title ?? null}::text, title),
         status = COALESCE(${status}::text, status),
-        updated_at = GREATEST(clock_timestamp(), tasks.updated_at + interval '1 millisecond'),
+        notes = COALESCE(${body.notes ?? null}::text, notes),
+        due_date = CASE WHEN ${body.due_date !== undefined} THEN ${body.due_date ?? null}::date ELSE due_date END,
+        completed_at = CASE
+          WHEN ${status}::text = 'completed' AND tasks.status <> 'completed' THEN ${next}
+          WHEN ${status}::text = 'pending' THEN NULL
+          ELSE completed_at END,
+        updated_at = ${next},
         change_seq = bump.change_seq
       FROM bump
       WHERE tasks.id = ${id} AND tasks.user_id = ${userId}
-      RETURNING tasks.id, tasks.user_id, tasks.title, tasks.status, tasks.created_at, tasks.updated_at
+      RETURNING ${COLUMNS}
     )
     SELECT target.user_id AS owner_id, changed.*, (SELECT pg_notify('todo_api_changes', ${userId}) FROM changed) AS notified
     FROM (SELECT 1) AS one
     LEFT JOIN target ON true
     LEFT JOIN changed ON true`;
   const answer = found(row, userId);
+  return reply.code(answer.status).send(answer.body);
+});
+
+app.post('/api/tasks/:id/move', async (request, reply) => {
+  const { id } = request.params as { id: string };
+  const to = request.body as { before?: string; after?: string; to?: 'top' | 'bottom' };
+  const userId = request.claims.sub;
+  const neighbour = to.before ?? to.after;
+  if (neighbour !== undefined && neighbour.toLowerCase() === id.toLowerCase()) {
+    return reply.code(400).send({ error: { code: 'VALIDATION_ERROR', message: 'Invalid request.', details: null } });
+  }
+  // As src/tasks/queries.ts moves: one call of todo_move_task (sql/0003), NOTIFY when it moved.
+  const [row] = await sql<(Row & { outcome: string })[]>`
+    SELECT m.*, CASE WHEN m.outcome = 'found' THEN pg_notify('todo_api_changes', ${userId}) END AS notified
+    FROM todo_move_task(${userId}, ${id}::uuid, ${to.before ?? null}::uuid, ${to.after ?? null}::uuid, ${to.to ?? null}::text,
+      false, false, ${[]}::timestamptz[]) AS m`;
+  if (row?.outcome === 'bad-neighbour') {
+    return reply.code(400).send({ error: { code: 'VALIDATION_ERROR', message: 'Invalid request.', details: null } });
+  }
+  const { outcome, ...rest } = row ?? ({} as Row & { outcome: string });
+  void outcome;
+  const answer = found(row ? (rest as Row) : undefined, userId);
   return reply.code(answer.status).send(answer.body);
 });
 

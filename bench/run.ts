@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { analyze, bulkLoad, Cluster, sampleTasks, seedUsers } from './database.ts';
-import { load, mixed, SCENARIOS, signer, SIZE_SCENARIOS, type Fixture, type LoadOptions, type Measurement, type Scenario } from './load.ts';
+import { LISTINGS, load, mixed, SCENARIOS, signer, SIZE_SCENARIOS, type Fixture, type LoadOptions, type Measurement, type Scenario } from './load.ts';
 import { buildApi, startServer, type RunningServer, type ServerOptions, type Target } from './servers.ts';
 import type { Sql } from '../src/db/client.ts';
 import { makeTemporaryDataDir } from '../src/dev/embedded.ts';
@@ -77,7 +77,7 @@ function count(name: string, value: string | undefined, min: number): number {
 }
 
 const options = {
-  duration: count('duration', values.duration, 1),
+  duration: count('duration', values.duration, 0.5),
   rounds: count('rounds', values.rounds, 1),
   warmup: count('warmup', values.warmup, 0),
   connections: count('connections', values.connections, 1),
@@ -359,10 +359,11 @@ async function comparison(): Promise<boolean> {
 /** Goal 3: the API on 1,000 tasks and on the large set, p50 side by side. */
 async function sizes(rows: { users: number; perUser: number; heavy: number }): Promise<boolean> {
   const sets = [
-    { name: 'small', users: 9, perUser: 100, heavy: 100 },
+    // 1,000 tasks; the heavy user's 200 make every listing's deep page a full page reached by a cursor.
+    { name: 'small', users: 8, perUser: 100, heavy: 200 },
     { name: 'large', ...rows },
   ];
-  const running = new Map<string, { server: RunningServer; fixture: Fixture; depth: number }>();
+  const running = new Map<string, { server: RunningServer; fixture: Fixture; depth: number; depths: string[] }>();
   for (const set of sets) {
     const sql = await database(set.name);
     const started = Date.now();
@@ -376,10 +377,13 @@ async function sizes(rows: { users: number; perUser: number; heavy: number }): P
     const fx = await fixture(sql, Math.min(set.users, 500));
     const s = await server('api', urlOf(sql), `api-${set.name}`);
     const heavy = sign('heavy-1');
-    const deep = await walk(s.url, heavy, 500);
+    // Cursors the API issued: followed from the first page, each listing at once.
+    const [deep, ...deeps] = await Promise.all([walk(s.url, heavy, 500), ...LISTINGS.map((listing) => walk(s.url, heavy, 500, listing))]);
+    if (!deep) throw new Error('no deep cursor');
     fx.heavy = { token: heavy };
     fx.deep = { token: heavy, ...deep };
-    running.set(set.name, { server: s, fixture: fx, depth: deep.depth });
+    fx.deeps = Object.fromEntries(LISTINGS.map((listing, i) => [listing, deeps[i] as { cursor: string; depth: number }]));
+    running.set(set.name, { server: s, fixture: fx, depth: deep.depth, depths: LISTINGS.map((listing, i) => `${deeps[i]?.depth} (${listing})`) });
   }
   const results = new Map<string, Measured>();
   let failures = 0;
@@ -406,27 +410,38 @@ async function sizes(rows: { users: number; perUser: number; heavy: number }): P
     ),
   );
   console.log(
-    `\nThe deep page is page ${running.get('large')?.depth} in the large set and page ${running.get('small')?.depth} (the last) in the small one.`,
+    `\nThe deep page is page ${running.get('large')?.depth} in the large set and page ${running.get('small')?.depth} (the last full one) in the small one.`,
   );
+  console.log(`Deep pages of the sorted lists, large set: ${running.get('large')?.depths.join(', ')}; small set: ${running.get('small')?.depths.join(', ')}.`);
   for (const r of running.values()) await stopServer(r.server);
   if (failures > 0) console.log(`\n${num(failures)} requests failed: the figures above are suspect.`);
   return failures === 0;
 }
 
-/** Follows next_cursor up to `pages` pages; the cursor of the deepest page reached. */
-async function walk(url: string, token: string, pages: number): Promise<{ cursor: string; depth: number }> {
-  let cursor: string | null = null;
-  let last = '';
-  let depth = 1;
-  for (; depth < pages; depth++) {
-    const res = await fetch(`${url}/api/tasks?limit=50${cursor ? `&cursor=${cursor}` : ''}`, { headers: { authorization: `Bearer ${token}` } });
+/**
+ * Follows next_cursor up to `pages` pages of a listing (`sort=due&status=pending`, say); the
+ * cursor of the deepest page reached that is full (a shorter last page would be less work
+ * than the large set's deep page), and that page's number.
+ */
+async function walk(url: string, token: string, pages: number, listing = ''): Promise<{ cursor: string; depth: number }> {
+  const cursors: string[] = []; // cursors[i]: the cursor of page i + 2
+  for (let depth = 1; depth < pages; depth++) {
+    const cursor = cursors.at(-1);
+    const res = await fetch(`${url}/api/tasks?limit=50${listing ? `&${listing}` : ''}${cursor ? `&cursor=${cursor}` : ''}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     if (!res.ok) throw new Error(`walking the pages: ${res.status} ${await res.text()}`);
-    cursor = ((await res.json()) as { next_cursor: string | null }).next_cursor;
-    if (cursor === null) break;
-    last = cursor;
+    const page = (await res.json()) as { items: unknown[]; next_cursor: string | null };
+    if (page.next_cursor === null) {
+      // The last page: itself if it is full, else the one before it.
+      if (page.items.length < 50 && depth > 2) cursors.pop();
+      break;
+    }
+    cursors.push(page.next_cursor);
   }
-  if (last === '') throw new Error('the heavy user has a single page: no cursor to follow');
-  return { cursor: last, depth };
+  const cursor = cursors.at(-1);
+  if (cursor === undefined) throw new Error('the heavy user has a single page: no cursor to follow');
+  return { cursor, depth: cursors.length + 1 };
 }
 
 /** Goal 4: a mixed load for `seconds`, the API's RSS sampled from /proc. */

@@ -47,6 +47,18 @@ t.test('the minimal server answers what the API answers', async (t) => {
   const apiNext = await api.get(`/api/tasks?limit=50&cursor=${page.body.next_cursor}`, asApi('alice'));
   t.same(next.body, apiNext.json(), 'list: the same second page from the same cursor');
 
+  // The sorts, the status filter and the search the bench sends, two pages each (the second from the minimal server's cursor).
+  for (let i = 0; i < 12; i++) await api.post('/api/tasks', { as: 'alice', payload: { title: `dated ${i}`, notes: i % 2 ? 'buy milk' : '', due_date: `2026-0${1 + (i % 3)}-1${i % 4}` } });
+  for (const listing of ['sort=position', 'sort=due', 'sort=updated&status=pending', 'sort=created&status=pending', 'q=mil', 'q=TASK%205']) {
+    const first = await send('GET', `/api/tasks?limit=5&${listing}`, 'alice');
+    t.same(first.body, (await api.get(`/api/tasks?limit=5&${listing}`, asApi('alice'))).json(), `list ?${listing}: the same first page`);
+    t.type(first.body.next_cursor, 'string', `list ?${listing}: a next page`);
+    const second = await send('GET', `/api/tasks?limit=5&${listing}&cursor=${first.body.next_cursor}`, 'alice');
+    const apiSecond = await api.get(`/api/tasks?limit=5&${listing}&cursor=${first.body.next_cursor}`, asApi('alice'));
+    t.equal(apiSecond.statusCode, 200, `list ?${listing}: the API takes the minimal server's cursor`);
+    t.same(second.body, apiSecond.json(), `list ?${listing}: the same second page`);
+  }
+
   const got = await send('GET', `/api/tasks/${created.body.id}`, 'alice');
   t.same(got.body, (await api.get(`/api/tasks/${created.body.id}`, asApi('alice'))).json(), 'get: the same body');
 
@@ -54,6 +66,17 @@ t.test('the minimal server answers what the API answers', async (t) => {
   t.equal(patched.status, 200, 'patch: 200');
   t.equal(patched.body.status, 'completed');
   t.same(patched.body, (await api.get(`/api/tasks/${created.body.id}`, asApi('alice'))).json(), 'patch: the stored task');
+
+  const neighbour = apiPage.json().items[3].id as string;
+  const moved = await send('POST', `/api/tasks/${created.body.id}/move`, 'alice', { before: neighbour });
+  t.equal(moved.status, 200, 'move: 200');
+  t.same(moved.body, (await api.get(`/api/tasks/${created.body.id}`, asApi('alice'))).json(), 'move: the stored task');
+  const order = (await api.get('/api/tasks?sort=position&limit=100', asApi('alice'))).json().items.map((x: { id: string }) => x.id);
+  t.equal(order.indexOf(created.body.id), order.indexOf(neighbour) - 1, 'move: just before the neighbour');
+  const top = await send('POST', `/api/tasks/${created.body.id}/move`, 'alice', { to: 'top' });
+  t.equal(top.status, 200, 'move to the top: 200');
+  t.equal((await api.get('/api/tasks?sort=position&limit=1', asApi('alice'))).json().items[0].id, created.body.id, 'move: now first');
+  t.equal((await send('POST', `/api/tasks/${created.body.id}/move`, 'bob', { to: 'top' })).status, 403, "move of another user's task: 403");
 
   t.equal((await send('GET', `/api/tasks/${created.body.id}`, 'bob')).status, 403, "another user's task: 403, as the API");
   t.equal((await send('PATCH', `/api/tasks/${created.body.id}`, 'bob', { status: 'pending' })).status, 403, 'and it is left untouched');

@@ -40,8 +40,10 @@ function placed(view: Map<string, Task>, id: string, to: MoveTarget): string | u
   } else {
     const anchor = view.get('before' in to ? to.before : to.after);
     if (!anchor || anchor.id === id) return undefined;
-    const i = others.findIndex((t) => t.id === anchor.id);
-    [lo, hi] = 'before' in to ? [others[i - 1]?.position ?? null, anchor.position] : [anchor.position, others[i + 1]?.position ?? null];
+    // The nearest other key (a pulled state can briefly hold two tasks at one key).
+    const below = others.filter((t) => t.position < anchor.position).at(-1)?.position ?? null;
+    const above = others.find((t) => t.position > anchor.position)?.position ?? null;
+    [lo, hi] = 'before' in to ? [below, anchor.position] : [anchor.position, above];
   }
   try {
     return generateKeyBetween(lo, hi);

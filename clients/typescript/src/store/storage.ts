@@ -2,6 +2,7 @@
  * Where a store keeps its replica, its outbox and its sync position: one small
  * interface, so that an app can bring its own (React Native, SQLite, ...).
  */
+import type { IDBPDatabase } from 'idb';
 import type { Task } from '../index.js';
 import type { Mutation } from './outbox.js';
 
@@ -68,7 +69,7 @@ export function fileStorage(path: string): TodoStorage {
 
 /** IndexedDB (browsers), through idb: one record holding the whole state. */
 export function indexedDbStorage(name: string): TodoStorage {
-  let db: Promise<import('idb').IDBPDatabase> | undefined;
+  let db: Promise<IDBPDatabase> | undefined;
   const open = async () => {
     const { openDB } = await import('idb');
     return openDB(name, 1, { upgrade: (d) => void d.createObjectStore('state') });

@@ -87,6 +87,7 @@ export function createTodoStore(options: TodoStoreOptions): TodoStore {
   let snapshot: readonly Task[] = [];
   let closed = false;
   const stop = new AbortController();
+  const syncs = new Set<Promise<void>>();
 
   const now = () => new Date().toISOString();
   const emit = <E extends keyof Events>(event: E, payload: Events[E]) => {
@@ -166,16 +167,18 @@ export function createTodoStore(options: TodoStoreOptions): TodoStore {
           break;
         case 'completeAll':
           await client.updateTasks({ status: 'completed' }, { status: 'pending' });
+          await pull(); // the answer is a count: learn the tasks it changed while it is still queued (shown)
           break;
         case 'clearCompleted':
           await client.deleteTasks({ status: 'completed' });
+          await pull();
           break;
       }
       outbox = outbox.filter((x) => x !== m);
     } catch (err) {
       if (transient(err)) throw err;
       const status = (err as TodoApiError).status;
-      if (m.kind === 'update' && status === 412) return resolve(m);
+      if (m.kind === 'update' && status === 412) return await resolve(m);
       if ((m.kind === 'update' || m.kind === 'move') && status === 404) {
         emit('conflict', { id: m.id, kind: 'deleted' });
         forget(m.id);
@@ -233,6 +236,7 @@ export function createTodoStore(options: TodoStoreOptions): TodoStore {
   }
 
   function applyPage(page: { changes: Array<{ type: 'upsert'; task: Task } | { type: 'delete'; id: string }>; next_since: string }): void {
+    if (closed) return;
     for (const c of page.changes) {
       if (c.type === 'upsert') learn(c.task);
       else forget(c.id);
@@ -287,7 +291,7 @@ export function createTodoStore(options: TodoStoreOptions): TodoStore {
     for (let failures = 0; !closed; ) {
       try {
         await push();
-        if (!live) return;
+        if (!live || closed) return;
         await follow();
         failures = 0;
       } catch (err) {
@@ -372,9 +376,17 @@ export function createTodoStore(options: TodoStoreOptions): TodoStore {
       return () => set.delete(listener);
     },
     async sync() {
-      await ready;
-      await push();
-      await pull();
+      const p = (async () => {
+        await ready;
+        await push();
+        if (!closed) await pull();
+      })();
+      syncs.add(p);
+      try {
+        await p;
+      } finally {
+        syncs.delete(p);
+      }
     },
     async close() {
       closed = true;
@@ -382,6 +394,7 @@ export function createTodoStore(options: TodoStoreOptions): TodoStore {
       wake?.();
       (globalThis as { removeEventListener?: (e: string, l: () => void) => void }).removeEventListener?.('online', online);
       await running?.catch(() => undefined);
+      await Promise.allSettled([...syncs]);
       await storage.close?.();
     },
   };
