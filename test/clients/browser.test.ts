@@ -10,55 +10,17 @@
  * (and then only it), otherwise `chromium` on PATH. Without it every test here is
  * reported as skipped, with the reason.
  */
-import { accessSync, constants, mkdirSync, statSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { delimiter, join } from 'node:path';
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { chromium, type Page } from 'playwright-core';
 import t from 'tap';
 import { build, token, type Test } from '../helper.ts';
+import { CHROMIUM, LAUNCH_ARGS } from './chromium.ts';
 
-const INSTALL = 'apt-get install chromium';
-
-function isExecutableFile(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return statSync(path).isFile();
-  } catch {
-    return false;
-  }
-}
-
-/** Where chromium is, or why the browser tests are skipped. */
-function findChromium(env: NodeJS.ProcessEnv = process.env): { path: string; skip: false } | { path: null; skip: string } {
-  const explicit = env.CHROMIUM_PATH;
-  if (explicit !== undefined && explicit !== '') {
-    return isExecutableFile(explicit)
-      ? { path: explicit, skip: false }
-      : { path: null, skip: `chromium is not installed: CHROMIUM_PATH=${explicit} is not an executable file (${INSTALL}, or fix CHROMIUM_PATH)` };
-  }
-  for (const dir of (env.PATH ?? '').split(delimiter)) {
-    if (dir === '') continue;
-    const candidate = join(dir, 'chromium');
-    if (isExecutableFile(candidate)) return { path: candidate, skip: false };
-  }
-  return { path: null, skip: `chromium is not installed: ${INSTALL}` };
-}
-
-const CHROMIUM = findChromium();
 const skip = CHROMIUM.skip;
-
-const LAUNCH_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-  '--no-first-run',
-  '--disable-quic',
-];
 
 /**
  * What a frontend on another origin does: fetch with a bearer token, JSON bodies,

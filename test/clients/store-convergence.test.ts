@@ -35,21 +35,12 @@ import {
 } from '../../clients/typescript/src/index.ts';
 import { apply } from '../../clients/typescript/src/store/outbox.ts';
 import { build, token, type Test } from '../helper.ts';
+import { prng } from '../prng.ts';
 
 type Fetch = NonNullable<TodoClientOptions['fetch']>;
 type Sort = NonNullable<ListTasksQuery['sort']>;
 const SORTS: Sort[] = ['created', 'position', 'due', 'updated'];
 
-/** mulberry32: a small seeded PRNG (uniform in [0, 1)). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** The contract's orders (GET /api/tasks `sort`), for views built by this test. */
 const cmp = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);

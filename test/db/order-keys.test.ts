@@ -12,6 +12,7 @@ import { generateKeyBetween } from 'fractional-indexing';
 import t from 'tap';
 import { createSql, type Sql } from '../../src/db/client.ts';
 import { freshSchema, type Test } from '../helper.ts';
+import { prng } from '../prng.ts';
 
 const SEED = Number(process.env.ORDER_KEYS_SEED ?? 1_202_604);
 
@@ -43,16 +44,6 @@ function lib(lo: Bound, hi: Bound): string {
   }
 }
 
-/** mulberry32: small, seeded, good enough to pick test data. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let x = Math.imul(a ^ (a >>> 15), 1 | a);
-    x = (x + Math.imul(x ^ (x >>> 7), 61 | x)) ^ x;
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 class Random {
   readonly next: () => number;
