@@ -110,7 +110,7 @@ app.get('/api/tasks', async (request) => {
     .digest('base64url')
     .slice(0, 10);
   const after = query.cursor ? (JSON.parse(Buffer.from(query.cursor, 'base64url').toString('utf8')) as Key).slice(1) : undefined;
-  const rows = await sql<Row[]>`
+  const statement = sql<Row[]>`
     SELECT ${COLUMNS}
     FROM tasks
     WHERE user_id = ${request.claims.sub}
@@ -119,6 +119,9 @@ app.get('/api/tasks', async (request) => {
       ${after ? order.after(after) : sql``}
     ${order.by}
     LIMIT ${limit + 1}`;
+  // As the API does (src/db/client.ts plannedPerCall): a search is sent unnamed, planned per call.
+  if (query.q !== undefined) (statement as unknown as { options: { prepare?: boolean } }).options.prepare = false;
+  const rows = await statement;
   const items = rows.slice(0, limit);
   const last = items.at(-1);
   const more = rows.length > limit && last !== undefined;

@@ -105,3 +105,17 @@ export function isDataException(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   return typeof code === 'string' && (code.startsWith('22') || code === '23514');
 }
+
+/**
+ * Sends `query` as an unnamed statement, which PostgreSQL plans with the actual
+ * parameters on every call (as it plans every statement behind a `prepare=false`
+ * pooler). For statements whose best plan depends on the values: after five runs of a
+ * named one, PostgreSQL may keep a generic plan made from ANALYZE's sample, and for
+ * a search (`q`) that plan took 42 ms to 1.1 s where the planned-per-call one takes 1–2 ms
+ * (bench/PROFILE.md). postgres.js reads `options.prepare` when it sends the query, as
+ * `sql.unsafe(…, { prepare: false })` sets it; its typings do not show the field.
+ */
+export function plannedPerCall<T extends readonly postgres.MaybeRow[]>(query: postgres.PendingQuery<T>): postgres.PendingQuery<T> {
+  (query as unknown as { options: { prepare?: boolean } }).options.prepare = false;
+  return query;
+}

@@ -1,4 +1,4 @@
-import type { Sql } from '../db/client.ts';
+import { plannedPerCall, type Sql } from '../db/client.ts';
 import type { Deadline } from '../db/deadline.ts';
 import type { components } from '../generated/openapi.ts';
 import type { Precondition } from './etag.ts';
@@ -215,7 +215,7 @@ export function createTaskQueries(sql: Sql) {
     /** One page in the query's order, after `after`; asks for one extra row to know whether another page follows. */
     async list(deadline: Deadline, userId: string, query: ListQuery, after: SortKey | undefined, limit: number): Promise<{ tasks: Task[]; more: boolean }> {
       const order = ORDER[query.sort ?? 'created'];
-      const rows = await deadline.run(sql<Task[]>`
+      const statement = sql<Task[]>`
         SELECT ${COLS}
         FROM tasks
         WHERE user_id = ${userId}
@@ -224,7 +224,9 @@ export function createTaskQueries(sql: Sql) {
           ${query.q === undefined ? NOTHING : sql`AND (title ILIKE ${containsPattern(query.q)} OR notes ILIKE ${containsPattern(query.q)})`}
           ${after ? order.after(after) : NOTHING}
         ${order.by}
-        LIMIT ${limit + 1}`);
+        LIMIT ${limit + 1}`;
+      // A search's best plan depends on the user and the words: plan it on every call.
+      const rows = await deadline.run(query.q === undefined ? statement : plannedPerCall(statement));
       return { tasks: rows.slice(0, limit).map(toTask), more: rows.length > limit };
     },
 

@@ -4,7 +4,8 @@
  * belong to their query, the 400s for bad parameters, and the dated counts.
  */
 import t from 'tap';
-import { build, type Api, type Test } from '../helper.ts';
+import { createSql } from '../../src/db/client.ts';
+import { build, freshSchema, type Api, type Test } from '../helper.ts';
 
 interface Task {
   id: string;
@@ -202,6 +203,22 @@ t.test('q finds a case-insensitive substring of the title or the notes', async (
   t.same(await titles(api, 'alice', `q=${encodeURIComponent('the dentist at')}`), ['Errand'], 'spaces are part of the text');
   t.same(await titles(api, 'alice', 'q=y%20m'), ['Buy MILK'], 'anywhere in the text');
   t.same(await titles(api, 'alice', 'q=xyz'), []);
+});
+
+t.test('a search is planned on every call, never from a cached generic plan; the other lists stay prepared', async (t) => {
+  // One connection, so the session whose prepared statements are read is the one that ran the lists.
+  const sql = createSql((await freshSchema(t)).url, { max: 1 });
+  t.teardown(() => sql.end());
+  const { api } = await build(t, { sql });
+  await add(api, 'ann', 'buy milk');
+  // Past the fifth run, when PostgreSQL would consider a generic plan for a named statement.
+  for (let i = 0; i < 7; i++) {
+    t.same(await titles(api, 'ann', 'q=milk'), ['buy milk']);
+    t.same(await titles(api, 'ann', ''), ['buy milk']);
+  }
+  const prepared = (await sql<{ statement: string }[]>`SELECT statement FROM pg_prepared_statements`).map((x) => x.statement);
+  t.ok(prepared.some((x) => x.includes('FROM tasks') && x.includes('ORDER BY') && !x.includes('ILIKE')), 'the plain list is a prepared statement');
+  t.notOk(prepared.some((x) => x.includes('ILIKE')), 'no search statement is prepared');
 });
 
 t.test('q: %, _ and \\ are literal characters, never patterns', async (t) => {
