@@ -136,11 +136,23 @@ ALTER TABLE tasks
 
 -- Existing rows: completed tasks were completed at their last change at the latest, and the
 -- manual order starts as the order users already see (newest first).
+-- The backfill writes a new version of every row. With the indexes in place it adds each to
+-- every index one row at a time (52 s of 67 s at 1,100,000 tasks); dropped before it and built
+-- after it, in this same transaction so that no query ever sees the table without them, the
+-- whole migration took 33 s (README, "Migration 0003 on the large set").
+SET LOCAL work_mem = '256MB';
+SET LOCAL maintenance_work_mem = '256MB';
+ALTER TABLE tasks DROP CONSTRAINT tasks_pkey;
+DROP INDEX tasks_user_created_idx, tasks_user_status_created_idx, tasks_user_change_idx;
 UPDATE tasks SET completed_at = CASE WHEN tasks.status = 'completed' THEN tasks.updated_at END,
   position = todo_key_for_index(ranked.n - 1)
 FROM (SELECT id, row_number() OVER (PARTITION BY user_id ORDER BY created_at DESC, id DESC) AS n FROM tasks) AS ranked
 WHERE ranked.id = tasks.id;
 ALTER TABLE tasks ALTER COLUMN position SET NOT NULL;
+ALTER TABLE tasks ADD CONSTRAINT tasks_pkey PRIMARY KEY (id);
+CREATE INDEX tasks_user_created_idx ON tasks (user_id, created_at, id);
+CREATE INDEX tasks_user_status_created_idx ON tasks (user_id, status, created_at, id);
+CREATE INDEX tasks_user_change_idx ON tasks (user_id, change_seq, id);
 
 -- No two tasks of a user share a position. Deferrable, so that a renumbering (one UPDATE
 -- over all of a user's tasks) is checked once, at its end, not row by row.
@@ -150,7 +162,12 @@ ALTER TABLE tasks ADD CONSTRAINT tasks_user_position_key UNIQUE (user_id, positi
 -- takes the key before it in the statement that bumps the user's counter, so that
 -- concurrent creates, serialised on that row, never compute the same key.
 ALTER TABLE users ADD COLUMN top_position text COLLATE "C";
-UPDATE users SET top_position = (SELECT min(position) FROM tasks WHERE tasks.user_id = users.id);
+-- One pass over the table: the indexes built above cannot serve this transaction
+-- (pg_index.indcheckxmin after the backfill's HOT updates), so a per-user lookup would scan
+-- the whole table once per user.
+UPDATE users SET top_position = tops.top
+FROM (SELECT user_id, min(position) AS top FROM tasks GROUP BY user_id) AS tops
+WHERE tops.user_id = users.id;
 
 -- One index per sort, with and without the status filter, in the sort's order, so that
 -- every page (first or 500 deep) is a range read of an index with no sort.

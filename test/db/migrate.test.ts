@@ -4,7 +4,7 @@
  * and the schema it builds has the indexes the list query relies on.
  */
 import { randomBytes } from 'node:crypto';
-import { chmod, copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import postgres from 'postgres';
@@ -204,4 +204,53 @@ t.test('the schema has the indexes the list query needs', async (t) => {
     'the filtered list reads tasks_user_status_created_idx backwards',
   );
   t.notMatch(pending, /Sort/, 'no sort with the status filter either');
+});
+
+t.test('0003 on existing tasks: the manual order starts newest first, completed_at is filled, the indexes are those of a fresh schema', async (t) => {
+  const indexes = async (schema: Schema) =>
+    (
+      await schema.sql<{ indexname: string; indexdef: string }[]>`
+        SELECT indexname, replace(indexdef, ${schema.name} || '.', '') AS indexdef FROM pg_indexes WHERE schemaname = ${schema.name} ORDER BY indexname`
+    ).map((r) => `${r.indexname}: ${r.indexdef}`);
+  const fresh = await emptySchema(t);
+  await migrate(fresh.sql);
+  const upgraded = await emptySchema(t);
+  await migrate(upgraded.sql, await migrationsDir(t, { '0002_retries_and_sync.sql': await readFile(join(MIGRATIONS_DIR, '0002_retries_and_sync.sql'), 'utf8') }));
+  t.same((await upgraded.migrations()).map((m) => m.version), [1, 2]);
+
+  // Tasks as 0001–0002 stored them: two users, created one second apart, some completed.
+  await upgraded.sql`INSERT INTO users (id) VALUES ('ann'), ('bob')`;
+  await upgraded.sql`
+    INSERT INTO tasks (user_id, title, status, created_at, updated_at)
+    SELECT CASE WHEN g % 3 = 0 THEN 'bob' ELSE 'ann' END, 'task ' || g, CASE WHEN g % 4 = 0 THEN 'completed' ELSE 'pending' END,
+           timestamptz '2026-01-01' + g * interval '1 second', timestamptz '2026-02-01' + g * interval '1 second'
+    FROM generate_series(1, 30) AS g`;
+  const before = await indexes(upgraded);
+  t.same(await migrate(upgraded.sql), ['0003_task_model.sql']);
+  const after = await indexes(upgraded);
+  // (0003 replaces idempotency_keys_created_idx by a partial index on purpose.)
+  const kept = before.filter((x) => !x.startsWith('idempotency_keys_created_idx:'));
+  t.same(kept.filter((x) => !after.includes(x)), [], 'every other index of 0001–0002 is still there, as it was');
+
+  const rows = await upgraded.sql<{ user_id: string; title: string; status: string; position: string; completed_at: string | null; updated_at: string; notes: string; due_date: string | null }[]>`
+    SELECT user_id, title, status, position, completed_at, updated_at, notes, due_date FROM tasks ORDER BY user_id, created_at DESC`;
+  t.equal(rows.length, 30);
+  for (const user of ['ann', 'bob']) {
+    const mine = rows.filter((r) => r.user_id === user).map((r) => r.position);
+    t.same(mine, [...mine].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)), `${user}: newest first is the manual order`);
+    t.equal(new Set(mine).size, mine.length, `${user}: no two positions alike`);
+    const [top] = await upgraded.sql<{ top_position: string }[]>`SELECT top_position FROM users WHERE id = ${user}`;
+    t.equal(top?.top_position, mine[0], `${user}: top_position is their lowest position`);
+  }
+  t.ok(rows.every((r) => r.completed_at === (r.status === 'completed' ? r.updated_at : null)), 'completed tasks were completed at their last change; pending ones not');
+  t.ok(rows.every((r) => r.notes === '' && r.due_date === null), 'no notes, no due dates');
+
+  t.same(await indexes(upgraded), await indexes(fresh), 'every index of a fresh schema, and no other');
+  const constraints = async (schema: Schema) =>
+    (
+      await schema.sql<{ conname: string; def: string }[]>`
+        SELECT conname, pg_get_constraintdef(c.oid) AS def FROM pg_constraint AS c JOIN pg_namespace AS n ON n.oid = c.connamespace
+        WHERE n.nspname = ${schema.name} ORDER BY conname`
+    ).map((r) => `${r.conname}: ${r.def}`);
+  t.same(await constraints(upgraded), await constraints(fresh), 'every constraint of a fresh schema (the primary key included)');
 });
