@@ -346,6 +346,38 @@ t.test('completeAll and clearCompleted stay shown once acknowledged (no flash of
   t.equal(tasks.length, 3);
 });
 
+t.test('completeAll and clearCompleted offline act on the tasks shown then, each once: not on tasks others completed or added meanwhile', async (t) => {
+  const { urls, client } = await serve(t);
+  const [done, open1] = [await client.createTask({ title: 'done' }), await client.createTask({ title: 'open' })];
+  await client.updateTask(done.id, { status: 'completed' });
+  const net = network();
+  const { store, conflicts, errors } = open(t, { baseUrl: urls[0], live: false, fetch: net.fetch });
+  await store.sync();
+
+  net.offline = true;
+  store.clearCompleted();
+  store.completeAll();
+  t.same(store.tasks().map((x) => `${x.title}:${x.status}`), ['open:completed'], 'shown at once');
+  t.equal(store.pendingCount, 2, 'one mutation per task shown');
+  // Meanwhile, on another device: a task is added, and another completed.
+  await client.createTask({ title: 'added elsewhere' });
+  const later = await client.createTask({ title: 'completed elsewhere' });
+  await client.updateTask(later.id, { status: 'completed' });
+
+  net.offline = false;
+  net.sent.length = 0;
+  await store.sync();
+  t.same(net.sent.filter((x) => !x.startsWith('GET')).sort(), [`DELETE /api/tasks/${done.id}`, `PATCH /api/tasks/${open1.id}`], 'no bulk request');
+  const truth = await serverTasks(client);
+  t.same(
+    truth.map((x) => `${x.title}:${x.status}`),
+    ['completed elsewhere:completed', 'added elsewhere:pending', 'open:completed'],
+    'the task completed elsewhere is not cleared, the one added elsewhere not completed',
+  );
+  t.same(store.tasks(), truth, 'the store shows what the server has');
+  t.same([conflicts, errors], [[], []]);
+});
+
 t.test('a restart from fileStorage keeps the outbox (and the replica)', async (t) => {
   const { urls, client } = await serve(t);
   const dir = mkdtempSync(join(tmpdir(), 'todo-store-'));

@@ -22,9 +22,7 @@ export type Mutation =
       at: string;
     }
   | { kind: 'move'; id: string; to: MoveTarget }
-  | { kind: 'remove'; id: string }
-  | { kind: 'completeAll'; at: string }
-  | { kind: 'clearCompleted' };
+  | { kind: 'remove'; id: string };
 
 /** Positions compare as byte strings; their keys are fractional-indexing's, as the server's. */
 const byPosition = (a: Task, b: Task) => (a.position < b.position ? -1 : a.position > b.position ? 1 : 0);
@@ -86,16 +84,8 @@ export function apply(view: Map<string, Task>, m: Mutation, userId: string): voi
     case 'remove':
       view.delete(m.id);
       return;
-    case 'completeAll':
-      for (const task of view.values()) {
-        if (task.status === 'pending') view.set(task.id, { ...task, status: 'completed', completed_at: m.at, updated_at: m.at });
-      }
-      return;
-    case 'clearCompleted':
-      for (const task of view.values()) if (task.status === 'completed') view.delete(task.id);
-      return;
   }
 }
 
-/** The task a mutation is about, if it is about one. */
-export const subject = (m: Mutation): string | undefined => ('id' in m ? m.id : undefined);
+/** The task a mutation is about. */
+export const subject = (m: Mutation): string => m.id;

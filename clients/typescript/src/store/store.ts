@@ -117,17 +117,26 @@ export function createTodoStore(options: TodoStoreOptions): TodoStore {
     gone.add(id);
   }
 
-  function enqueue(m: Mutation): void {
+  /** Queues mutations (a bulk action's many at once: one save, one change event). */
+  function enqueue(...ms: Mutation[]): void {
     if (closed) throw new Error('the store is closed');
-    outbox.push(m);
+    if (ms.length === 0) return;
+    outbox.push(...ms);
     changed();
     kick();
+  }
+
+  /** An update of `task` as the view shows it now: the fields, their values before, the version it was made on. */
+  function updateOf(task: Task, fields: Fields): Mutation {
+    const base: Fields = {};
+    for (const key of Object.keys(fields) as (keyof Fields)[]) Object.assign(base, { [key]: task[key] });
+    return { kind: 'update', id: task.id, fields, base, version: server.get(task.id)?.updated_at ?? null, at: now() };
   }
 
   /** Drops a mutation and everything queued after it about the same task (they cannot apply). */
   function dropWithDependents(m: Mutation): void {
     const id = subject(m);
-    outbox = outbox.filter((x) => x !== m && (id === undefined || subject(x) !== id || x.kind === 'remove'));
+    outbox = outbox.filter((x) => x !== m && (subject(x) !== id || x.kind === 'remove'));
   }
 
   /** A later update made on the version this one replaced is made on the new one. */
@@ -164,14 +173,6 @@ export function createTodoStore(options: TodoStoreOptions): TodoStore {
             if (!(err instanceof TodoApiError && err.status === 404)) throw err; // a delete always wins; gone is gone
           }
           forget(m.id);
-          break;
-        case 'completeAll':
-          await client.updateTasks({ status: 'completed' }, { status: 'pending' });
-          await pull(); // the answer is a count: learn the tasks it changed while it is still queued (shown)
-          break;
-        case 'clearCompleted':
-          await client.deleteTasks({ status: 'completed' });
-          await pull();
           break;
       }
       outbox = outbox.filter((x) => x !== m);
@@ -358,15 +359,15 @@ export function createTodoStore(options: TodoStoreOptions): TodoStore {
     update(id, fields) {
       const task = view.get(id);
       if (!task) return;
-      const base: Fields = {};
-      for (const key of Object.keys(fields) as (keyof Fields)[]) Object.assign(base, { [key]: task[key] });
-      const changes = fields.title === undefined ? fields : { ...fields, title: fields.title.trim() };
-      enqueue({ kind: 'update', id, fields: changes, base, version: server.get(id)?.updated_at ?? null, at: now() });
+      enqueue(updateOf(task, fields.title === undefined ? fields : { ...fields, title: fields.title.trim() }));
     },
     move: (id, to) => enqueue({ kind: 'move', id, to }),
     remove: (id) => enqueue({ kind: 'remove', id }),
-    completeAll: () => enqueue({ kind: 'completeAll', at: now() }),
-    clearCompleted: () => enqueue({ kind: 'clearCompleted' }),
+    // The tasks shown now, one mutation each: exactly once and conflict-checked like any
+    // update or delete, and a late replay never reaches tasks completed elsewhere meanwhile
+    // (the server's bulk PATCH/DELETE act on whatever matches when they arrive).
+    completeAll: () => enqueue(...[...view.values()].filter((t) => t.status === 'pending').map((t) => updateOf(t, { status: 'completed' }))),
+    clearCompleted: () => enqueue(...[...view.values()].filter((t) => t.status === 'completed').map((t): Mutation => ({ kind: 'remove', id: t.id }))),
     get pendingCount() {
       return outbox.length;
     },
