@@ -11,7 +11,10 @@
  *   request field (requests reject unknown fields), a removed response enum value, a
  *   removed required response header.
  *
- *   npm run check:breaking [-- --released contract/released.yaml --current openapi.yaml]
+ * Findings reviewed and accepted (not breaks, each with why) are listed in
+ * contract/accepted-breaks.yaml; an entry that matches no finding fails the check.
+ *
+ *   npm run check:breaking [-- --released contract/released.yaml --current openapi.yaml --accepted FILE]
  */
 // The rules walk untyped YAML (any OpenAPI document), so `any` is the honest type here.
 /* eslint-disable @typescript-eslint/no-explicit-any */
@@ -239,9 +242,37 @@ export interface CheckOptions {
   current: string;
   /** CHANGELOG.md: it must have a section for a new current version. */
   changelog?: string;
+  /** Findings reviewed and accepted, each with why (contract/accepted-breaks.yaml). */
+  accepted?: string;
 }
 
-export async function checkBreaking({ released, current, changelog = join(ROOT, 'CHANGELOG.md') }: CheckOptions): Promise<Verdict> {
+/**
+ * A finding reviewed and accepted against one released version: it matches a finding
+ * with the same rule whose message starts with `where`, on every operation. An entry
+ * that matches nothing is a problem, so that none outlives the change it excuses.
+ */
+interface Accepted {
+  released: string;
+  rule: string;
+  where: string;
+  why: string;
+}
+
+function acceptedFor(file: string, releasedVersion: string): Accepted[] {
+  if (!existsSync(file)) return [];
+  const entries = (parse(readFileSync(file, 'utf8')) ?? []) as Accepted[];
+  for (const e of entries) {
+    if (!e.released || !e.rule || !e.where || !e.why?.trim()) throw new Error(`${file}: every entry needs released, rule, where and why`);
+  }
+  return entries.filter((e) => String(e.released) === releasedVersion);
+}
+
+export async function checkBreaking({
+  released,
+  current,
+  changelog = join(ROOT, 'CHANGELOG.md'),
+  accepted,
+}: CheckOptions): Promise<Verdict> {
   const before = parse(readFileSync(released, 'utf8')) as Doc;
   const after = parse(readFileSync(current, 'utf8')) as Doc;
   const releasedVersion = String(before.info?.version);
@@ -260,7 +291,15 @@ export async function checkBreaking({ released, current, changelog = join(ROOT, 
     }
   }
 
-  const breaking = [...(await opticFindings(released, current)).filter((f) => !isAllowedByPolicy(f)), ...ownFindings(before, after)];
+  const found = [...(await opticFindings(released, current)).filter((f) => !isAllowedByPolicy(f)), ...ownFindings(before, after)];
+  const reviewed = accepted === undefined ? [] : acceptedFor(accepted, releasedVersion);
+  const used = new Set<Accepted>();
+  const breaking = found.filter((f) => {
+    const entry = reviewed.find((e) => e.rule === f.rule && f.message.startsWith(e.where));
+    if (entry) used.add(entry);
+    return !entry;
+  });
+  for (const e of reviewed) if (!used.has(e)) problems.push(`accepted-breaks.yaml: "${e.where}" (${e.rule}) matches no finding; remove it`);
   const majorRaised = r !== undefined && c !== undefined && c[0] > r[0];
   return { ok: problems.length === 0 && (breaking.length === 0 || majorRaised), releasedVersion, currentVersion, breaking, problems };
 }
@@ -270,9 +309,10 @@ async function main(): Promise<void> {
     options: {
       released: { type: 'string', default: join(ROOT, 'contract', 'released.yaml') },
       current: { type: 'string', default: join(ROOT, 'openapi.yaml') },
+      accepted: { type: 'string', default: join(ROOT, 'contract', 'accepted-breaks.yaml') },
     },
   });
-  const v = await checkBreaking({ released: values.released, current: values.current });
+  const v = await checkBreaking({ released: values.released, current: values.current, accepted: values.accepted });
   const seen = new Set<string>();
   for (const f of v.breaking) {
     const line = `  ${f.operation}: [${f.rule}] ${f.message}`;

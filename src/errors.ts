@@ -61,6 +61,17 @@ export const tooManyStreams = (max: number): ApiError =>
     { 'retry-after': '5' },
   );
 
+/**
+ * Unpaired surrogate code units: JSON can spell them (`"\ud800"`), UTF-8 and PostgreSQL
+ * cannot hold them. The contract's patterns leave them out (not every regex engine can
+ * name them); the server refuses them in title and notes (a query string cannot carry them:
+ * percent-decoding is UTF-8).
+ */
+export const UNPAIRED_SURROGATE = /[\uD800-\uDFFF]/u;
+
+/** What a text field (title, notes, q) must not contain. */
+export const TEXT_MESSAGE = 'must not contain NUL characters or unpaired surrogates';
+
 export const invalidField = (where: FieldError['in'], field: string, message: string): ApiError =>
   new ApiError(400, 'VALIDATION_ERROR', 'The request is invalid.', [{ in: where, field, message }]);
 

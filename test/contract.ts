@@ -43,7 +43,8 @@ function validator(ref: string): ValidateFunction {
 
 /**
  * A change stream's body: blocks separated by a blank line, each a `: keep-alive`
- * comment or an `event: changes` whose `data` is a ChangePage.
+ * comment or an `event: changes` whose `data` is a ChangePage and whose `id` is that
+ * page's `next_since`.
  */
 function eventStreamProblems(body: string): string[] {
   const problems: string[] = [];
@@ -52,8 +53,9 @@ function eventStreamProblems(body: string): string[] {
     const lines = block.split('\n').filter((line) => line !== '');
     if (lines.length === 0 || lines.every((line) => line.startsWith(':'))) continue;
     const data = lines.find((line) => line.startsWith('data: '));
-    if (lines[0] !== 'event: changes' || data === undefined) {
-      problems.push(`an event that is not "event: changes" with data: ${block.slice(0, 100)}`);
+    const id = lines.find((line) => line.startsWith('id: '))?.slice(4);
+    if (lines.length !== 3 || lines[1] !== 'event: changes' || id === undefined || data === undefined) {
+      problems.push(`an event that is not "id", "event: changes" and "data": ${block.slice(0, 100)}`);
       continue;
     }
     let page: unknown;
@@ -64,6 +66,7 @@ function eventStreamProblems(body: string): string[] {
       continue;
     }
     if (!validate(page)) problems.push(`event data is not a ChangePage: ${ajv.errorsText(validate.errors)}`);
+    else if ((page as { next_since: string }).next_since !== id) problems.push(`event id ${id.slice(0, 80)} is not its next_since`);
   }
   return problems;
 }

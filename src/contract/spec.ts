@@ -16,6 +16,7 @@ export interface OpenApiOperation {
 export interface OpenApiDocument {
   openapi: string;
   info: { title: string; version: string; [key: string]: unknown };
+  servers?: Array<{ url: string; description?: string }>;
   security?: Array<Record<string, string[]>>;
   paths: Record<string, Record<string, OpenApiOperation | unknown>>;
   components: Record<string, Record<string, unknown>>;

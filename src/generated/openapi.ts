@@ -206,9 +206,16 @@ export interface paths {
          * @description A `text/event-stream` that starts like `GET /api/tasks/changes` (from
          *     `since`, or a full sync without it) and stays open: each event is
          *     `event: changes` with one change-feed page (a `ChangePage`, as JSON) in
-         *     `data`, and a new event follows whenever your tasks change, on any instance
-         *     of the service. A comment line (`: keep-alive`) comes at least every 25
-         *     seconds. Keep the last `next_since`: after a disconnect, reconnect with it.
+         *     `data` and that page's `next_since` as its `id`, and a new event follows
+         *     whenever your tasks change, on any instance of the service. A comment line
+         *     (`: keep-alive`) comes at least every 25 seconds. Keep the last
+         *     `next_since`: after a disconnect, reconnect with it as `since`, or let an
+         *     SSE client send it back as `Last-Event-ID` (which wins over `since`).
+         *
+         *     The response never ends, so a generator that waits for a whole body cannot
+         *     call it: the operation is marked `x-server-sent-events: true` and tagged
+         *     `Streaming`, so that such generators can leave it out (orval:
+         *     `input.filters: { mode: exclude, tags: [Streaming] }`).
          *
          *     Authenticate with the `Authorization` header like every other call:
          *     browsers read the stream with `fetch` and a stream reader (`EventSource`
@@ -316,7 +323,8 @@ export interface components {
         /**
          * @description Free text about the task: 0 to 8,192 characters (Unicode code points), stored
          *     exactly as sent (not trimmed: a note may start with a newline); no NUL or
-         *     unpaired surrogate code units. `""` when there are none; never `null`.
+         *     unpaired surrogate code units (the pattern says NUL; the server refuses both).
+         *     `""` when there are none; never `null`.
          * @example 2 litres, semi-skimmed.
          *     The shop on the corner closes at 8.
          */
@@ -340,9 +348,13 @@ export interface components {
          */
         Position: string;
         /**
-         * @description What the task is. Surrounding white space is trimmed; what is left must be
-         *     1 to 500 characters (Unicode code points) and must not contain NUL or
-         *     unpaired surrogate code units.
+         * @description What the task is: 1 to 500 characters (Unicode code points) as sent, at
+         *     least one of them not white space; it must not contain NUL or unpaired
+         *     surrogate code units. Surrounding white space is trimmed before it is
+         *     stored. The pattern spells out the white space (JavaScript's `trim()` set)
+         *     so that every regex engine, with or without a Unicode flag, reads it alike;
+         *     it leaves unpaired surrogates (which JSON from a browser cannot carry) to
+         *     the server.
          * @example Buy milk
          */
         TaskTitle: string;
@@ -1035,7 +1047,11 @@ export interface components {
          * @example completed
          */
         RequiredStatusFilter: components["schemas"]["TaskStatus"];
-        /** @description The `next_since` of an earlier change-feed answer, as it was given; omit it for a full sync. */
+        /**
+         * @description The `next_since` of an earlier change-feed answer, as it was given. Omit it,
+         *     or send `*`, for a full sync.
+         * @example *
+         */
         Since: string;
         /**
          * @description The most changes to return in one page.
@@ -1049,7 +1065,9 @@ export interface components {
         Limit: number;
         /**
          * @description The `next_cursor` of the previous page, as it was given. It belongs to its
-         *     query: with another `sort`, filter or `q` it is a `400` on `cursor`.
+         *     query: with another `sort`, filter or `q` it is a `400` on `cursor`. (The
+         *     example is a cursor of the query that the other parameters' examples make.)
+         * @example WyJPZjFOd3pNWTVPIiwiYTAiXQ
          */
         Cursor: string;
         /**
@@ -1080,7 +1098,7 @@ export interface components {
         /**
          * @description Only tasks whose `title` or `notes` contain this text, ignoring case (1 to
          *     200 characters). Every character is literal: `%`, `_` and `\` are not
-         *     patterns.
+         *     patterns. No NUL.
          * @example milk
          */
         Search: string;
@@ -1101,13 +1119,22 @@ export interface components {
         /**
          * @description Makes the write conditional (RFC 9110): it happens only if the task's current
          *     `ETag` is listed (`*` matches any existing task); otherwise `412`.
+         * @example *
          */
         IfMatch: string;
         /**
          * @description An `ETag` from an earlier answer (or a comma-separated list): while it still
          *     matches, the answer is `304 Not Modified` with no body.
+         * @example "mk2lq9xz"
          */
         IfNoneMatch: string;
+        /**
+         * @description Sent by server-sent-event clients when they reconnect: the `id` of the last
+         *     event they received, which is that page's `next_since`. When present it is
+         *     used instead of `since`, so that a generic SSE client resumes where it stopped.
+         * @example *
+         */
+        LastEventId: string;
     };
     requestBodies: never;
     headers: {
@@ -1282,7 +1309,7 @@ export interface operations {
                 /**
                  * @description Only tasks whose `title` or `notes` contain this text, ignoring case (1 to
                  *     200 characters). Every character is literal: `%`, `_` and `\` are not
-                 *     patterns.
+                 *     patterns. No NUL.
                  * @example milk
                  */
                 q?: components["parameters"]["Search"];
@@ -1293,7 +1320,9 @@ export interface operations {
                 limit?: components["parameters"]["Limit"];
                 /**
                  * @description The `next_cursor` of the previous page, as it was given. It belongs to its
-                 *     query: with another `sort`, filter or `q` it is a `400` on `cursor`.
+                 *     query: with another `sort`, filter or `q` it is a `400` on `cursor`. (The
+                 *     example is a cursor of the query that the other parameters' examples make.)
+                 * @example WyJPZjFOd3pNWTVPIiwiYTAiXQ
                  */
                 cursor?: components["parameters"]["Cursor"];
             };
@@ -1301,6 +1330,7 @@ export interface operations {
                 /**
                  * @description An `ETag` from an earlier answer (or a comma-separated list): while it still
                  *     matches, the answer is `304 Not Modified` with no body.
+                 * @example "mk2lq9xz"
                  */
                 "If-None-Match"?: components["parameters"]["IfNoneMatch"];
             };
@@ -1485,7 +1515,11 @@ export interface operations {
     listChanges: {
         parameters: {
             query?: {
-                /** @description The `next_since` of an earlier change-feed answer, as it was given; omit it for a full sync. */
+                /**
+                 * @description The `next_since` of an earlier change-feed answer, as it was given. Omit it,
+                 *     or send `*`, for a full sync.
+                 * @example *
+                 */
                 since?: components["parameters"]["Since"];
                 /**
                  * @description The most changes to return in one page.
@@ -1520,10 +1554,22 @@ export interface operations {
     streamChanges: {
         parameters: {
             query?: {
-                /** @description The `next_since` of an earlier change-feed answer, as it was given; omit it for a full sync. */
+                /**
+                 * @description The `next_since` of an earlier change-feed answer, as it was given. Omit it,
+                 *     or send `*`, for a full sync.
+                 * @example *
+                 */
                 since?: components["parameters"]["Since"];
             };
-            header?: never;
+            header?: {
+                /**
+                 * @description Sent by server-sent-event clients when they reconnect: the `id` of the last
+                 *     event they received, which is that page's `next_since`. When present it is
+                 *     used instead of `since`, so that a generic SSE client resumes where it stopped.
+                 * @example *
+                 */
+                "Last-Event-ID"?: components["parameters"]["LastEventId"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1554,6 +1600,7 @@ export interface operations {
                 /**
                  * @description An `ETag` from an earlier answer (or a comma-separated list): while it still
                  *     matches, the answer is `304 Not Modified` with no body.
+                 * @example "mk2lq9xz"
                  */
                 "If-None-Match"?: components["parameters"]["IfNoneMatch"];
             };
@@ -1596,6 +1643,7 @@ export interface operations {
                 /**
                  * @description Makes the write conditional (RFC 9110): it happens only if the task's current
                  *     `ETag` is listed (`*` matches any existing task); otherwise `412`.
+                 * @example *
                  */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
@@ -1644,6 +1692,7 @@ export interface operations {
                 /**
                  * @description Makes the write conditional (RFC 9110): it happens only if the task's current
                  *     `ETag` is listed (`*` matches any existing task); otherwise `412`.
+                 * @example *
                  */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
@@ -1685,6 +1734,7 @@ export interface operations {
                 /**
                  * @description Makes the write conditional (RFC 9110): it happens only if the task's current
                  *     `ETag` is listed (`*` matches any existing task); otherwise `412`.
+                 * @example *
                  */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };
@@ -1733,6 +1783,7 @@ export interface operations {
                 /**
                  * @description Makes the write conditional (RFC 9110): it happens only if the task's current
                  *     `ETag` is listed (`*` matches any existing task); otherwise `412`.
+                 * @example *
                  */
                 "If-Match"?: components["parameters"]["IfMatch"];
             };

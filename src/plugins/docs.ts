@@ -19,7 +19,11 @@ async function docs(app: FastifyInstance): Promise<void> {
     reply.type('application/json; charset=utf-8').send(json),
   );
 
-  await app.register(fastifySwagger, { mode: 'static', specification: { document: forReaders(loadSpec()) as never } });
+  const reference = forReaders(loadSpec());
+  // The page calls the server that serves it (its CSP allows no other): the relative
+  // entry first, before the local one that Postman and generated clients start from.
+  reference.servers = [...(reference.servers ?? [])].sort((a, b) => Number(/^https?:/.test(a.url)) - Number(/^https?:/.test(b.url)));
+  await app.register(fastifySwagger, { mode: 'static', specification: { document: reference as never } });
   await app.register(fastifySwaggerUi, {
     routePrefix: '/docs',
     uiConfig: { persistAuthorization: true, displayRequestDuration: true, tryItOutEnabled: true },

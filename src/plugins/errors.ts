@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { ApiError, serviceUnavailable, type FieldError } from '../errors.ts';
+import { ApiError, serviceUnavailable, TEXT_MESSAGE, type FieldError } from '../errors.ts';
 import { isDataException, isDatabaseUnavailable } from '../db/client.ts';
 import { HTTP_METHODS, type OpenApiDocument } from '../contract/spec.ts';
 import { boundedUrl } from './request-log.ts';
@@ -138,7 +138,9 @@ function describe(where: FieldError['in'], issue: ValidationIssue, data: unknown
       return { in: where, field: base, message: `must be ${/^[aeiou]/.test(String(params.type)) ? 'an' : 'a'} ${String(params.type)}; got ${jsonType(value())}` };
     case 'pattern':
       if (UUID_FIELDS.has(base)) return { in: where, field: base, message: 'must be a UUID' };
-      if (TEXT_FIELDS.has(base)) return { in: where, field: base, message: 'must not contain NUL characters or unpaired surrogates' };
+      // A title's pattern also asks for one character that is not white space.
+      if (base === 'title' && !String(value()).includes('\u0000')) return { in: where, field: base, message: 'must not be empty or only white space' };
+      if (TEXT_FIELDS.has(base)) return { in: where, field: base, message: TEXT_MESSAGE };
       if (DATE_FIELDS.has(base)) return { in: where, field: base, message: DATE_MESSAGE };
       if (base === 'Idempotency-Key') return { in: where, field: base, message: 'must be 1 to 255 visible ASCII characters (no spaces)' };
       break;
@@ -230,18 +232,29 @@ async function errors(app: FastifyInstance, options: { spec: OpenApiDocument }):
     return reply.code(apiError.statusCode).headers(apiError.headers).type('application/json').send(apiError.toBody());
   });
 
+  const routeOf = (request: FastifyRequest) => routes.find((r) => r.pattern.test(request.url.split('?')[0] ?? ''));
+  const notAllowed = (request: FastifyRequest, reply: FastifyReply, methods: string[]) => {
+    const error = new ApiError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not allowed here; use ${methods.join(', ')}.`);
+    return reply.code(405).header('allow', methods.join(', ')).type('application/json').send(error.toBody());
+  };
+
+  // Before the body is read: a method the path does not have is a 405 whatever the request
+  // carries (a QUERY without a Content-Type would otherwise fail body parsing first).
+  app.addHook('onRequest', (request, reply, done) => {
+    if (!request.is404 || request.method === 'OPTIONS') return done();
+    const route = routeOf(request);
+    if (route && !route.methods.includes(request.method)) return notAllowed(request, reply, route.methods);
+    done();
+  });
+
   app.setNotFoundHandler((request: FastifyRequest, reply: FastifyReply) => {
-    const path = request.url.split('?')[0] ?? '';
-    const route = routes.find((r) => r.pattern.test(path));
+    const route = routeOf(request);
     if (route && request.method === 'OPTIONS') {
       // A preflight from an origin CORS did not accept, or a plain OPTIONS: say what is allowed.
       return reply.code(204).header('allow', route.methods.join(', ')).send();
     }
-    if (route && !route.methods.includes(request.method)) {
-      const error = new ApiError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not allowed here; use ${route.methods.join(', ')}.`);
-      return reply.code(405).header('allow', route.methods.join(', ')).type('application/json').send(error.toBody());
-    }
-    const error = new ApiError(404, 'NOT_FOUND', `No route ${request.method} ${boundedUrl(path)}.`);
+    if (route && !route.methods.includes(request.method)) return notAllowed(request, reply, route.methods);
+    const error = new ApiError(404, 'NOT_FOUND', `No route ${request.method} ${boundedUrl(request.url.split('?')[0] ?? '')}.`);
     return reply.code(404).type('application/json').send(error.toBody());
   });
 }

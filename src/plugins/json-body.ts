@@ -1,12 +1,12 @@
 import type { FastifyError, FastifyInstance, preValidationHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
-import { ApiError, invalidField } from '../errors.ts';
+import { ApiError, invalidField, TEXT_MESSAGE, UNPAIRED_SURROGATE } from '../errors.ts';
 
 /**
  * The preValidation of operations that take a body: a required one must be there
- * (Fastify skips body validation when there is none), and the contract counts a
- * title's length after trimming, so it is trimmed first. Synchronous: it is on
- * every write's path.
+ * (Fastify skips body validation when there is none), and the text fields must be
+ * well-formed Unicode, which the contract's patterns leave to the server so that every
+ * regex engine reads them alike. Synchronous: it is on every write's path.
  */
 export function prepareBody(required: boolean): preValidationHookHandler {
   return (request, _reply, done) => {
@@ -14,7 +14,14 @@ export function prepareBody(required: boolean): preValidationHookHandler {
     if (body === undefined || body === null) {
       return required ? done(invalidField('body', '', 'a JSON object body is required') as unknown as FastifyError) : done();
     }
-    if (typeof body === 'object' && !Array.isArray(body) && typeof body.title === 'string') body.title = body.title.trim();
+    if (typeof body === 'object' && !Array.isArray(body)) {
+      for (const field of ['title', 'notes']) {
+        const value = body[field];
+        if (typeof value === 'string' && UNPAIRED_SURROGATE.test(value)) {
+          return done(invalidField('body', field, TEXT_MESSAGE) as unknown as FastifyError);
+        }
+      }
+    }
     done();
   };
 }

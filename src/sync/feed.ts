@@ -13,6 +13,9 @@ export interface FeedOptions {
   retentionDays: number;
 }
 
+/** A `since` that asks for a full sync, as leaving it out does (a value every tool can send). */
+export const FULL_SYNC = '*';
+
 /**
  * One page of the change feed after `since` (a full sync without it). Used by the
  * GET and by the stream, so that both answer exactly the same pages.
@@ -25,6 +28,7 @@ export async function readChanges(
   limit: number,
   options: FeedOptions,
 ): Promise<{ page: ChangePage; next: Position }> {
+  if (since === FULL_SYNC) since = undefined;
   const full = since === undefined;
   const after = since === undefined ? START : typeof since === 'string' ? decodePosition(userId, since) : since;
   const batch = await queries.changesAfter(deadline, userId, after, limit, full);

@@ -31,7 +31,8 @@ const PAGE_SIZE = 100;
 /** A client that reads slower than this much is buffered for is dropped; it reconnects with its next_since. */
 const MAX_BUFFERED_BYTES = 1 << 20;
 
-const event = (page: ChangePage) => `event: changes\ndata: ${JSON.stringify(page)}\n\n`;
+// The id is the page's next_since: an SSE client sends it back as Last-Event-ID.
+const event = (page: ChangePage) => `id: ${page.next_since}\nevent: changes\ndata: ${JSON.stringify(page)}\n\n`;
 
 /**
  * Server-sent events over the change feed: the first page (or pages) from `since`,
@@ -107,7 +108,8 @@ async function changeStream(app: FastifyInstance, options: ChangeStreamOptions):
       // Listening before the first read, so that no change can fall between the two.
       unsubscribe = await notifier.subscribe(caller.id, () => void pull());
       // Read before any byte is sent, so that a bad or expired `since` is still a JSON error.
-      const since = (request.query as { since?: string }).since;
+      // A reconnecting SSE client repeats the URL it started with: its Last-Event-ID is newer.
+      const since = (request.headers['last-event-id'] as string | undefined) ?? (request.query as { since?: string }).since;
       const first = await read(caller.id, since);
       position = first.next;
       if (res.destroyed) return; // the client left while we read (cleaned up on 'close')

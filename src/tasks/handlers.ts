@@ -1,6 +1,14 @@
 import type { Handlers } from '../contract/handlers.ts';
 import type { Sql } from '../db/client.ts';
-import { ApiError, forbidden, idConflict, idempotencyKeyReused, invalidField, notFound, preconditionFailed } from '../errors.ts';
+import {
+  ApiError,
+  forbidden,
+  idConflict,
+  idempotencyKeyReused,
+  invalidField,
+  notFound,
+  preconditionFailed,
+} from '../errors.ts';
 import { listedIn, pageEtag, parseIfMatch, taskEtag } from './etag.ts';
 import { createTaskQueries, type Lookup, type NewTask, type StoredCreate, type Task } from './queries.ts';
 import { decodeCursor, encodeCursor, KEY_OF } from './search.ts';
@@ -64,7 +72,7 @@ function claimKey(id: string | undefined, header: string | undefined): string | 
   return id;
 }
 
-/** The /api/tasks operations. Titles arrive trimmed and validated (see app.ts). */
+/** The /api/tasks operations. Bodies arrive validated against the contract; titles are stored trimmed. */
 export function createTaskHandlers(sql: Sql): TaskHandlers {
   const tasks = createTaskQueries(sql);
 
@@ -83,7 +91,7 @@ export function createTaskHandlers(sql: Sql): TaskHandlers {
     async createTask({ caller, body, headers, deadline, log }) {
       const id = body.id?.toLowerCase();
       const key = claimKey(id, headers['Idempotency-Key']);
-      const fields: NewTask = { title: body.title, notes: body.notes ?? '', due_date: body.due_date ?? null };
+      const fields: NewTask = { title: body.title.trim(), notes: body.notes ?? '', due_date: body.due_date ?? null };
       const outcome = await tasks.create(deadline, caller, fields, key, id);
       if (outcome.kind === 'id-conflict') throw idConflict();
       if (outcome.kind === 'replay') {
@@ -112,12 +120,12 @@ export function createTaskHandlers(sql: Sql): TaskHandlers {
 
     async replaceTask({ caller, params, body, headers, deadline }) {
       const precondition = parseIfMatch(headers['If-Match']);
-      return withEtag(200, found(await tasks.update(deadline, caller.id, params.id, { title: body.title }, precondition)));
+      return withEtag(200, found(await tasks.update(deadline, caller.id, params.id, { title: body.title.trim() }, precondition)));
     },
 
     async updateTask({ caller, params, body, headers, deadline }) {
       const changes = {
-        ...(body.title !== undefined && { title: body.title }),
+        ...(body.title !== undefined && { title: body.title.trim() }),
         ...(body.status !== undefined && { status: body.status }),
         ...(body.notes !== undefined && { notes: body.notes }),
         ...(body.due_date !== undefined && { due_date: body.due_date }),

@@ -72,6 +72,26 @@ t.test('a known path with another method is a 405 with Allow', async (t) => {
   t.equal(one.headers.allow, 'GET, PUT, DELETE, HEAD, PATCH');
 });
 
+t.test('an unsupported method is a 405 with Allow whatever its headers and body', async (t) => {
+  const { app } = await build(t);
+  const variants: Array<[string, Record<string, string>, string | undefined]> = [
+    ['no Content-Type, no body', {}, undefined],
+    ['no Content-Type, a body', {}, 'abc'],
+    ['JSON', { 'content-type': 'application/json' }, '{"a":1}'],
+    ['malformed JSON', { 'content-type': 'application/json' }, '{'],
+    ['text', { 'content-type': 'text/plain' }, 'x'],
+    ['an unknown media type', { 'content-type': 'application/x-whatever' }, 'x'],
+  ];
+  for (const method of ['QUERY', 'PROPFIND', 'PUT']) {
+    for (const [name, headers, payload] of variants) {
+      const res = await app.inject({ method: method as 'PUT', url: '/health/live', headers, ...(payload !== undefined && { payload }) });
+      t.equal(res.statusCode, 405, `${method} with ${name}`);
+      t.equal(res.headers.allow, 'GET, HEAD', `${method} with ${name}: Allow`);
+      t.equal(res.json().error.code, 'METHOD_NOT_ALLOWED');
+    }
+  }
+});
+
 t.test('every error body has exactly code, message and details', async (t) => {
   const { api } = await build(t);
   const responses = [

@@ -134,6 +134,26 @@ t.test('a major bump lets a breaking change through; a minor one does not', asyn
   t.equal(minor.ok, false, '1.2.0 fails');
 });
 
+t.test('an accepted finding (contract/accepted-breaks.yaml) passes; a stale or unexplained entry fails', async (t) => {
+  t.setTimeout(120_000);
+  const narrowTitle = (s: Doc) => (s.components.schemas.TaskTitle.pattern = '^[^ ]+$');
+  const entry = (why: string) => `- released: 1.1.0\n  rule: narrowed request constraint\n  where: 'request body (application/json).title: pattern'\n  why: ${why}\n`;
+  const file = async (text: string) => {
+    const f = join(dir, `accepted-${++n}.yaml`);
+    await writeFile(f, text);
+    return f;
+  };
+  const reviewed = await file(entry('reviewed'));
+  const without = await checkBreaking({ released: RELEASED, current: await fixture(narrowTitle) });
+  t.equal(without.ok, false, 'the narrowed pattern is a break');
+  const accepted = await checkBreaking({ released: RELEASED, current: await fixture(narrowTitle), accepted: reviewed });
+  t.same([accepted.ok, report(accepted), accepted.problems], [true, '', []], 'accepted: passes');
+  const stale = await checkBreaking({ released: RELEASED, current: await fixture(() => {}), accepted: reviewed });
+  t.equal(stale.ok, false, 'an entry that matches nothing fails');
+  t.match(stale.problems, [/matches no finding/]);
+  await t.rejects(checkBreaking({ released: RELEASED, current: await fixture(narrowTitle), accepted: await file(entry("''")) }), /needs released, rule, where and why/);
+});
+
 t.test('versions: semver, never lower, and a CHANGELOG.md section for a new one', async (t) => {
   t.setTimeout(120_000);
   const none = () => {};
@@ -171,7 +191,7 @@ t.test('npm run check:breaking passes on the repository and names the versions',
 t.test('the command fails (non-zero) on a breaking fixture', async (t) => {
   t.setTimeout(120_000);
   const current = await fixture((s) => delete s.paths['/api/tasks/{id}'].delete);
-  const res = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/check-breaking.ts', '--current', current], { encoding: 'utf8' });
+  const res = spawnSync(process.execPath, ['--import', 'tsx', 'scripts/check-breaking.ts', '--current', current, '--accepted', '/dev/null'], { encoding: 'utf8' });
   t.equal(res.status, 1);
   t.match(res.stdout, /DELETE \/api\/tasks\/\{id\}: \[prevent operation removal\]/);
   t.match(res.stdout, /raise info\.version's major number/);

@@ -36,7 +36,7 @@ t.test('/docs: formats in words, not regular expressions; no backticks in the se
   const title = doc.components.schemas.TaskTitle;
   t.equal(title.pattern, undefined, "the title's pattern is not shown");
   t.match(title.description, /1 to 500 characters/, 'its rules are said in words');
-  t.match(title.description, /must not contain NUL or\s+unpaired surrogate/);
+  t.match(title.description, /must not contain NUL or\s+unpaired\s+surrogate/);
   t.equal(doc.components.parameters.TaskId.schema.pattern, undefined, "the id's pattern is not shown");
   t.equal(doc.components.parameters.TaskId.schema.format, 'uuid', 'its format is');
   t.notMatch(text, /"pattern":/, 'no pattern anywhere on the page');
@@ -47,5 +47,5 @@ t.test('/docs: formats in words, not regular expressions; no backticks in the se
   t.equal(doc.info.version, PACKAGE_VERSION, "info.version is package.json's version");
 
   const yaml = await app.inject({ method: 'GET', url: '/openapi.yaml' });
-  t.match(yaml.body, /pattern: '\^\[\^\\u0000\\uD800-\\uDFFF\]\*\$'/, 'the contract itself keeps the pattern (validation uses it)');
+  t.match(yaml.body, /pattern: '\^\[\^\\u0000\]\*\$'/, 'the contract itself keeps the pattern (validation uses it)');
 });

@@ -185,6 +185,30 @@ t.test('a stream starts from since, and a bad since is a JSON 400 before any eve
   t.equal(anonymous.status, 401, 'no token: 401');
 });
 
+t.test("each event's id is its next_since; Last-Event-ID resumes there and wins over since; since=* is a full sync", async (t) => {
+  const { a, baseA } = await twoInstances(t);
+  await a.api.createTask('alice', 'old');
+  const start = await openStream(t, baseA, 'alice', '*');
+  t.equal(start.status, 200);
+  const full = await start.nextPage();
+  t.same(full.changes.map((c) => c.task.title), ['old'], 'since=* starts with a full sync');
+  t.match(start.body, new RegExp(`^id: ${full.next_since}\nevent: changes\ndata: `), 'the id line carries the next_since');
+  start.close();
+
+  await a.api.createTask('alice', 'missed');
+  // An EventSource reconnects with its first URL (here since=*) and the last id it saw.
+  const resumed = await openStream(t, baseA, 'alice', '*', { 'last-event-id': full.next_since });
+  t.same((await resumed.nextPage()).changes.map((c) => c.task.title), ['missed'], 'only what came after the last event');
+  resumed.close();
+  const bad = await openStream(t, baseA, 'alice', undefined, { 'last-event-id': 'nonsense' });
+  t.equal(bad.status, 400, 'a Last-Event-ID we did not issue is a 400, as such a since is');
+  await bad.ended;
+
+  const feed = await a.api.get('/api/tasks/changes?since=*', { as: 'alice' });
+  t.equal(feed.statusCode, 200);
+  t.same(feed.json().changes.map((c: { task: { title: string } }) => c.task.title).sort(), ['missed', 'old'], 'GET with since=* is a full sync too');
+});
+
 t.test('keep-alive comments come while nothing changes', async (t) => {
   const { baseA } = await twoInstances(t, { streamHeartbeatMs: 150 });
   const stream = await openStream(t, baseA, 'alice');

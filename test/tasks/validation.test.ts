@@ -40,16 +40,34 @@ t.test('an unpaired surrogate in a title is a 400, not a 500 or a silent replace
   t.equal(pair.json().title, '😀');
 });
 
-t.test('title lengths count characters, after trimming', async (t) => {
+t.test('title lengths count characters as sent (as the schema says); the stored title is trimmed', async (t) => {
   const { api } = await build(t);
   const ascii = await api.createTask('alice', 'x'.repeat(500));
   t.equal(ascii.title.length, 500);
   const emoji = await api.createTask('alice', '😀'.repeat(500));
   t.equal([...emoji.title].length, 500, '500 emoji are a valid title');
-  const padded = await api.createTask('alice', `   ${'y'.repeat(500)}   `);
-  t.equal(padded.title, 'y'.repeat(500), 'white space around 500 characters is trimmed, not counted');
+  const padded = await api.createTask('alice', `   ${'y'.repeat(494)}   `);
+  t.equal(padded.title, 'y'.repeat(494), 'white space around the title is trimmed');
+  const over = await api.post('/api/tasks', { as: 'alice', payload: { title: ` ${'y'.repeat(500)}` } });
+  t.equal(over.statusCode, 400, 'white space counts toward the 500, as every generated validator counts it');
+  t.same(over.json().error.details, [{ in: 'body', field: 'title', message: 'must be at most 500 characters; got 501' }]);
   const one = await api.createTask('alice', 'z');
   t.equal(one.title, 'z');
+});
+
+t.test('notes: an unpaired surrogate is a 400 on that field, a pair is fine', async (t) => {
+  const { api, sql } = await build(t);
+  const notes = await api.post('/api/tasks', { as: 'alice', headers: json, payload: '{"title":"a","notes":"x\\udc00"}' });
+  t.equal(notes.statusCode, 400);
+  t.same(notes.json().error.details, [{ in: 'body', field: 'notes', message: 'must not contain NUL characters or unpaired surrogates' }]);
+  const task = await api.createTask('alice', 'b');
+  const patch = await api.request('PATCH', `/api/tasks/${task.id}`, { as: 'alice', headers: json, payload: '{"notes":"\\ud800"}' });
+  t.equal(patch.statusCode, 400);
+  t.equal(patch.json().error.details[0].field, 'notes');
+  const paired = await api.post('/api/tasks', { as: 'alice', headers: json, payload: '{"title":"c","notes":"\\ud83d\\ude00"}' });
+  t.equal(paired.statusCode, 201);
+  t.equal(paired.json().notes, '😀');
+  t.same([...(await sql`SELECT count(*)::int AS n FROM tasks WHERE notes <> ''`)], [{ n: 1 }], 'only the valid one was stored');
 });
 
 t.test('unknown fields are rejected, never stripped', async (t) => {
