@@ -12,6 +12,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { fileURLToPath } from 'node:url';
 
 interface CallFrame {
   functionName: string;
@@ -53,7 +54,7 @@ for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n
 
 const IDLE = new Set(['(idle)', '(program)', '(garbage collector)', '(root)']);
 
-const ROOT = new URL('../', import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
 function where(frame: CallFrame): string {
   const url = frame.url.replace(/^file:\/\//, '').replace(ROOT, '/');

@@ -6,8 +6,9 @@
  */
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-const ROOT = new URL('../', import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
 export const MARKER = '/* todo-api: bounded queue (scripts/patch-dependencies.mjs) */';
 export const CANCEL_MARKER = '/* todo-api: a failed cancel is no unhandled rejection (scripts/patch-dependencies.mjs) */';
 
@@ -99,7 +100,7 @@ function apply({ file, before, after, marker }) {
   return undefined;
 }
 
-if (process.argv[1] === new URL(import.meta.url).pathname) {
+if (process.argv[1] === fileURLToPath(import.meta.url)) {
   for (const patch of PATCHES) {
     const problem = apply(patch);
     if (problem) process.stderr.write(`patch-dependencies: ${problem}\n`);

@@ -10,8 +10,9 @@ import { join } from 'node:path';
 import t from 'tap';
 import { SCENARIOS, SIZE_SCENARIOS } from '../bench/load.ts';
 import { databaseUrl } from './helper.ts';
+import { fileURLToPath } from 'node:url';
 
-const ROOT = new URL('../', import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
 // Three short runs of the bench, each starting its servers; slow when the suite runs beside it.
 t.setTimeout(600_000);

@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t, { type Test } from 'tap';
 import { LOG_BATCH_BYTES, logDestination } from '../src/log-destination.ts';
+import { fileURLToPath } from 'node:url';
 
 /** A destination writing to a file of a fresh temporary directory, removed after the test. */
 function fileDestination(t: Test) {
@@ -28,7 +29,7 @@ async function until(done: () => boolean): Promise<void> {
 
 /** An ES module that makes `dest`, a destination on standard output, then runs `body`. */
 const childModule = (body: string) => `
-  import { logDestination } from ${JSON.stringify(new URL('../src/log-destination.ts', import.meta.url).pathname)};
+  import { logDestination } from ${JSON.stringify(fileURLToPath(new URL('../src/log-destination.ts', import.meta.url)))};
   const dest = logDestination(1);
   ${body}`;
 

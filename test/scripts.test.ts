@@ -7,9 +7,10 @@ import { createVerifier } from 'fast-jwt';
 import t from 'tap';
 import { parse } from 'yaml';
 import { readEnv } from '../src/config.ts';
+import { fileURLToPath } from 'node:url';
 
 const run = promisify(execFile);
-const ROOT = new URL('..', import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const SECRET = 'token-script-secret-token-script-secret';
 
 function tokenScript(args: string[], env: Record<string, string>) {

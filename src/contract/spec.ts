@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { parse } from 'yaml';
+import { fileURLToPath } from 'node:url';
 
-export const SPEC_PATH = new URL('../../openapi.yaml', import.meta.url).pathname;
+export const SPEC_PATH = fileURLToPath(new URL('../../openapi.yaml', import.meta.url));
 
 /** openapi.yaml as written: the single source of truth for routes, validation and docs. */
 export const specText: string = readFileSync(SPEC_PATH, 'utf8');

@@ -1,8 +1,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Sql } from './client.ts';
+import { fileURLToPath } from 'node:url';
 
-export const MIGRATIONS_DIR = new URL('../../sql/', import.meta.url).pathname;
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../../sql/', import.meta.url));
 
 // Any fixed number: instances starting at once queue on it instead of racing.
 const MIGRATION_LOCK = 7_341_202_601;

@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Sql } from '../db/client.ts';
 
 declare module 'fastify' {
@@ -28,7 +28,8 @@ export interface MetricsOptions {
 /**
  * Prometheus metrics (prom-client) on a port of their own, so they are never
  * public by accident: requests by operation and status, their latency, the
- * database connections, JWKS fetches and rate-limit rejections.
+ * database connections, JWKS fetches, rate-limit rejections, and the process's
+ * default metrics (heap, GC, event-loop lag).
  */
 async function metrics(app: FastifyInstance, options: MetricsOptions): Promise<void> {
   // A registry per app, not prom-client's global one: tests build many apps in one process.
@@ -67,6 +68,9 @@ async function metrics(app: FastifyInstance, options: MetricsOptions): Promise<v
 
   // Counted only when served: the hook is on every request's path.
   if (options.port !== undefined) {
+    // The process's own health under prom-client's usual names (dashboards expect them):
+    // CPU, memory, heap by space, GC pauses, event-loop lag, open handles.
+    collectDefaultMetrics({ register: registry });
     app.addHook('onResponse', (request, reply, done) => {
       // Unknown routes share one label, so a scan of random URLs cannot grow the series.
       const { url, schema } = request.routeOptions; // one read: each builds a new object

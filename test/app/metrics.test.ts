@@ -48,6 +48,10 @@ t.test('Prometheus metrics on their own port: requests, latency, pool, JWKS fetc
   t.ok(text.includes('todo_api_http_request_duration_seconds_bucket{le="0.05",operation="createTask",method="POST",status="201"}'), 'with buckets');
   t.equal(sample(text, 'todo_api_rate_limited_total{limit="user"}'), 1, 'rate-limit rejections');
   t.equal(sample(text, 'todo_api_jwks_fetches_total{outcome="ok"}'), 1, 'JWKS fetches');
+  for (const name of ['process_cpu_seconds_total', 'nodejs_heap_size_used_bytes', 'nodejs_eventloop_lag_seconds', 'process_resident_memory_bytes']) {
+    t.ok((sample(text, name) ?? -1) >= 0, `default metric ${name}`);
+  }
+  t.match(text, /^# TYPE nodejs_gc_duration_seconds histogram$/m, 'GC pauses');
   t.equal(sample(text, 'todo_api_db_pool_max'), 10, 'pool size');
   t.ok((sample(text, 'todo_api_db_connections{state="active"}') ?? 0) >= 1, 'pool connections in use (the scrape itself is one)');
 

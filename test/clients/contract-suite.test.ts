@@ -10,8 +10,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { SECRET, build, token, type Test } from '../helper.ts';
+import { fileURLToPath } from 'node:url';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 t.setTimeout(400_000);
 
 function run(script: string, args: string[], env: Record<string, string>): Promise<{ code: number | null; out: string }> {

@@ -11,9 +11,10 @@ import t from 'tap';
 import { freePort } from '../../src/dev/embedded.ts';
 import { HTTP_METHODS, operationAt } from '../../src/contract/spec.ts';
 import { contractProblems, spec } from '../contract.ts';
+import { fileURLToPath } from 'node:url';
 
 type Any = Record<string, any>;
-const ROOT = new URL('../../', import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 const deref = (v: any): any => {
   const ref = v?.$ref as string | undefined;

@@ -11,8 +11,9 @@ import { join } from 'node:path';
 import t from 'tap';
 import { parse, stringify } from 'yaml';
 import { checkBreaking, ownFindings, type Verdict } from '../../scripts/check-breaking.ts';
+import { fileURLToPath } from 'node:url';
 
-const RELEASED = new URL('../../contract/released.yaml', import.meta.url).pathname;
+const RELEASED = fileURLToPath(new URL('../../contract/released.yaml', import.meta.url));
 const released = () => parse(readFileSync(RELEASED, 'utf8')) as Record<string, any>;
 type Doc = Record<string, any>;
 

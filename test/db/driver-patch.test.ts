@@ -7,13 +7,14 @@
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
 // The script itself says what its patch looks like (a variable specifier: it is plain JavaScript).
 const script = '../../scripts/patch-dependencies.mjs';
 const { MARKER, CANCEL_MARKER } = (await import(script)) as { MARKER: string; CANCEL_MARKER: string };
 // The package exports no package.json: where its ESM entry (src/index.js) is, two levels up.
-const driverDir = join(new URL(import.meta.resolve('postgres')).pathname, '../..');
+const driverDir = join(fileURLToPath(import.meta.resolve('postgres')), '../..');
 
 interface Queue<T> {
   readonly length: number;

@@ -22,11 +22,12 @@ import {
 } from '../../src/dev/embedded.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { Api, ORIGIN, SECRET, type Sent } from '../helper.ts';
+import { fileURLToPath } from 'node:url';
 
 /** What a 503 must never reveal: a stack, a driver error, the database, a path. */
 const LEAKS = ['at ', 'ECONNREFUSED', 'postgres', '/work/'];
 
-const ROOT = new URL('../../', import.meta.url).pathname;
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 const UNAVAILABLE = {
   code: 'SERVICE_UNAVAILABLE',

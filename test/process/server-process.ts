@@ -6,8 +6,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { makeTemporaryDataDir, runningPostmaster, stopRunningPostmaster } from '../../src/dev/embedded.ts';
 import type { Test } from '../helper.ts';
+import { fileURLToPath } from 'node:url';
 
-export const ROOT = new URL('../../', import.meta.url).pathname;
+export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const SECRET_KEY = 'server-test-secret-that-is-at-least-32-characters';
 
 export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
