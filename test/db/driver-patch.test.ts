@@ -1,8 +1,9 @@
 /**
- * scripts/patch-dependencies.mjs (npm's postinstall) bounds postgres.js's Queue and keeps a
- * failed cancel from becoming an unhandled rejection. This checks that the installed driver
- * carries both fixes, and that the patched queue still
- * behaves as a queue: the same answers as a plain array under a long random mix of the
+ * patches/postgres+3.4.9.patch (patch-package, npm's postinstall, `--error-on-fail`) bounds
+ * postgres.js's Queue and keeps a failed cancel from becoming an unhandled rejection
+ * (docs/upstream/postgres-js.md says why, for upstream). This checks that the installed
+ * driver is the version the patch is for and carries both fixes, and that the patched queue
+ * still behaves as a queue: the same answers as a plain array under a long random mix of the
  * pool's operations (push, shift, remove).
  */
 import { readFileSync } from 'node:fs';
@@ -10,9 +11,10 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import t from 'tap';
 
-// The script itself says what its patch looks like (a variable specifier: it is plain JavaScript).
-const script = '../../scripts/patch-dependencies.mjs';
-const { MARKER, CANCEL_MARKER } = (await import(script)) as { MARKER: string; CANCEL_MARKER: string };
+const PATCH = fileURLToPath(new URL('../../patches/postgres+3.4.9.patch', import.meta.url));
+// The patch marks what it adds; both markers must be in it, and in every build of the driver.
+const MARKER = '/* todo-api: bounded queue (patches/postgres+3.4.9.patch) */';
+const CANCEL_MARKER = '/* todo-api: a failed cancel is no unhandled rejection (patches/postgres+3.4.9.patch) */';
 // The package exports no package.json: where its ESM entry (src/index.js) is, two levels up.
 const driverDir = join(fileURLToPath(import.meta.resolve('postgres')), '../..');
 
@@ -22,6 +24,15 @@ interface Queue<T> {
   shift(): T | undefined;
   remove(x: T): T | null;
 }
+
+t.test('the driver is pinned to the version its patch is for', async (t) => {
+  const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { dependencies: Record<string, string> };
+  t.equal(pkg.dependencies.postgres, '3.4.9', 'an exact pin: a new release is taken on purpose, with its patch redone');
+  const installed = JSON.parse(readFileSync(join(driverDir, 'package.json'), 'utf8')) as { version: string };
+  t.equal(installed.version, '3.4.9');
+  const patch = readFileSync(PATCH, 'utf8');
+  t.ok(patch.includes(MARKER) && patch.includes(CANCEL_MARKER), 'the patch carries both markers');
+});
 
 t.test('every build of the driver (ESM, CommonJS, workerd) carries both fixes (npm install runs the postinstall)', async (t) => {
   // The bounded queue; and a failed cancel's rejection dropped (test/db/deadline.test.ts shows why).
