@@ -19,4 +19,18 @@ export default tseslint.config(
     files: ['test/**/*.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
   },
+  // Promises checked by the compiler: a floating or misused promise can become an
+  // unhandled rejection, which stops the server. Type-aware, so TypeScript files only.
+  {
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': [
+        'error',
+        // tap's t.test() returns a promise that tap itself awaits (its documented idiom).
+        { allowForKnownSafeCalls: ['@tapjs/test', '@tapjs/core', 'tap'].map((pkg) => ({ from: 'package', name: ['test', 'skip', 'todo', 'only'], package: pkg })) },
+      ],
+      '@typescript-eslint/no-misused-promises': 'error',
+    },
+  },
 );

@@ -11,12 +11,12 @@ import { REQUEST_ID_HEADER } from './request-id.ts';
  */
 
 /** Errors Fastify meets before routing (a bad percent-encoding). */
-export function frameworkErrors(err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+export function frameworkErrors(err: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const error =
     err.code === 'FST_ERR_BAD_URL'
       ? new ApiError(400, 'MALFORMED_REQUEST', 'The request URL is not validly percent-encoded.')
       : new ApiError(400, 'MALFORMED_REQUEST', 'The request is malformed.');
-  return reply.code(400).header(REQUEST_ID_HEADER, request.id).type('application/json').send(error.toBody());
+  void reply.code(400).header(REQUEST_ID_HEADER, request.id).type('application/json').send(error.toBody());
 }
 
 /**

@@ -90,7 +90,8 @@ async function startBetterAuth(t: Test, jwks: JwtOptions['jwks'] = undefined): P
   });
   const { runMigrations } = await getMigrations(auth.options);
   await runMigrations();
-  server.on('request', toNodeHandler(auth));
+  const handle = toNodeHandler(auth);
+  server.on('request', (req, res) => void handle(req, res));
 
   const post = async (path: string, body: unknown): Promise<Response> => {
     const res = await fetch(`${base}${path}`, {

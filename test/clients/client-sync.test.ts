@@ -395,7 +395,7 @@ t.test('stream(): aborting the signal ends the iterator and its request, also wh
   const twice = new AbortController();
   const together = client({
     fetch: async (request) => {
-      request.signal.addEventListener('abort', () => body.cancel().catch(() => {}));
+      request.signal.addEventListener('abort', () => void body.cancel().catch(() => {}));
       const body = new ReadableStream<Uint8Array>({ start: (c) => c.enqueue(new TextEncoder().encode(chunk)) });
       return new Response(body, { status: 200, headers: { 'content-type': 'text/event-stream' } });
     },
