@@ -1,6 +1,6 @@
 /**
  * `npm run postman:export`: the Portman-generated collection (every operation, with the
- * contract tests and error variations of test/postman/portman-config.json) as a file to
+ * contract tests and error variations of scripts/postman/portman-config.json) as a file to
  * import into Postman. It carries no token: set the collection variable `bearerToken`
  * (and `otherBearerToken`, a second user's, for the 403 checks) after importing. Run it
  * whole, in order (the Collection Runner): requests pass ids on through variables
@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { SPEC_PATH } from '../src/contract/spec.ts';
-import { generateCollection } from '../test/postman/portman.ts';
+import { generateCollection } from './postman/portman.ts';
 
 const { values } = parseArgs({
   options: {

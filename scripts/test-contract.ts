@@ -1,5 +1,5 @@
 /**
- * `npm run test:contract`: the Portman-generated contract suite (test/postman/), run by
+ * `npm run test:contract`: the Portman-generated contract suite (scripts/postman/), run by
  * Newman. With `--base-url` it runs against an instance that is already running (a
  * team's staging server) and exits non-zero on any failure; without, it starts its own
  * server and database, as `npm run test:postman` does.
@@ -20,8 +20,8 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createSigner } from 'fast-jwt';
 import { SPEC_PATH } from '../src/contract/spec.ts';
-import { failuresOf, runNewman } from '../test/postman/newman.ts';
-import { generateCollection, type PostmanItem } from '../test/postman/portman.ts';
+import { failuresOf, runNewman } from './postman/newman.ts';
+import { generateCollection, type PostmanItem } from './postman/portman.ts';
 
 const USAGE = 'usage: npm run test:contract -- [--base-url <URL>]   (tokens: TODO_API_TOKEN [+ TODO_API_OTHER_TOKEN], or TODO_API_SECRET)';
 

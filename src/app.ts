@@ -1,13 +1,14 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type RouteOptions } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
-import { PUBLIC_OPERATIONS, STREAMING_OPERATIONS, toRouteHandler, type Handlers, type OperationId } from './contract/handlers.ts';
-import { headerParameters, loadSpec, operationAt, requiresBearer } from './contract/spec.ts';
+import { bindOperations } from './contract/binding.ts';
+import type { Handlers } from './contract/handlers.ts';
+import { loadSpec } from './contract/spec.ts';
 import type { Sql } from './db/client.ts';
 import { createHealthHandlers } from './health/handlers.ts';
 import { createServiceHandlers } from './service/handlers.ts';
 import auth, { type AuthOptions } from './plugins/auth.ts';
 import { clientErrorHandler, frameworkErrors } from './plugins/client-errors.ts';
-import jsonBody, { prepareBody } from './plugins/json-body.ts';
+import jsonBody from './plugins/json-body.ts';
 import metrics from './plugins/metrics.ts';
 import rateLimit, { RATE_LIMIT_DEFAULTS } from './plugins/rate-limit.ts';
 import requestId, { requestIdFor } from './plugins/request-id.ts';
@@ -21,6 +22,7 @@ import housekeeping from './plugins/housekeeping.ts';
 import shutdown from './plugins/shutdown.ts';
 import validation from './plugins/validation.ts';
 import changeStream from './sync/stream.ts';
+import { SYNC_RETENTION_DAYS } from './sync/feed.ts';
 import { createSyncHandlers } from './sync/handlers.ts';
 import { createTaskHandlers } from './tasks/handlers.ts';
 
@@ -97,8 +99,9 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(securityHeaders);
   await app.register(cors, { origins: options.corsOrigins });
   await app.register(db, { sql: options.sql });
+  const syncRetentionDays = options.syncRetentionDays ?? SYNC_RETENTION_DAYS;
   await app.register(housekeeping, {
-    syncRetentionDays: options.syncRetentionDays ?? 30,
+    syncRetentionDays,
     ...(options.housekeepingIntervalMs !== undefined && { intervalMs: options.housekeepingIntervalMs }),
   });
   await app.register(metrics, { sql: options.sql, port: options.metricsPort, host: options.metricsHost });
@@ -118,7 +121,6 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   });
   await app.register(docs);
 
-  const syncRetentionDays = options.syncRetentionDays ?? 30;
   await app.register(changeStream, {
     sql: options.sql,
     listenSql: options.listenSql,
@@ -137,30 +139,12 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   const perUserLimit = (options.rateLimitPerMinute ?? RATE_LIMIT_DEFAULTS.perUserPerMinute) > 0;
   await app.register(openapiGlue, {
     specification: spec,
-    operationResolver: (operationId, method, path) => {
-      const op = operationAt(spec, path, method);
-      const streaming = (STREAMING_OPERATIONS as readonly string[]).includes(operationId);
-      if (!op || !(operationId in handlers || streaming)) throw new Error(`No handler for operation ${operationId}`);
-      const id = operationId as OperationId;
-      const isPublic = (PUBLIC_OPERATIONS as readonly string[]).includes(id);
-      if (isPublic === requiresBearer(spec, op)) {
-        throw new Error(`${id}: openapi.yaml and PUBLIC_OPERATIONS disagree on whether it needs a token`);
-      }
-      const bodyRequired = (op.requestBody as { required?: boolean } | undefined)?.required === true;
-      // Glue adds the method, URL and schema; a typo in these options is a compile error.
-      const route = {
-        handler: streaming
-          ? app.changeStream
-          : toRouteHandler(id as keyof Handlers, handlers, {
-              deadlineMs: options.operationDeadlineMs,
-              headerNames: headerParameters(spec, path, op),
-            }),
-        ...(op.requestBody !== undefined && { preValidation: prepareBody(bodyRequired) }),
-        // onRequest: a request without valid credentials is refused before its body is read.
-        ...(isPublic ? {} : { onRequest: perUserLimit ? [app.authenticate, app.limitPerUser] : [app.authenticate] }),
-      } satisfies Partial<RouteOptions>;
-      return route as unknown as RouteOptions; // (glue types it as a whole route)
-    },
+    operationResolver: bindOperations(spec, {
+      handlers,
+      streams: { streamChanges: app.changeStream },
+      authenticate: perUserLimit ? [app.authenticate, app.limitPerUser] : [app.authenticate],
+      deadlineMs: options.operationDeadlineMs,
+    }),
   });
 
   return app;

@@ -2,6 +2,8 @@ import { existsSync, readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { resolve } from 'node:path';
 import { parseEnv } from 'node:util';
+import { RATE_LIMIT_DEFAULTS } from './plugins/rate-limit.ts';
+import { SYNC_RETENTION_DAYS } from './sync/feed.ts';
 
 export type Environment = 'development' | 'test' | 'production';
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
@@ -124,7 +126,7 @@ export function loadConfig(env: Env = readEnv()): Config {
     corsOrigins: origins('CORS_ORIGINS', value('CORS_ORIGINS') ?? (environment === 'production' ? '' : DEV_CORS_ORIGINS.join(','))),
     logLevel: oneOf('LOG_LEVEL', (value('LOG_LEVEL') ?? 'info').toLowerCase(), LOG_LEVELS),
     operationDeadlineMs: milliseconds('OPERATION_DEADLINE_MS', value('OPERATION_DEADLINE_MS') ?? '10000', 100, 600_000),
-    syncRetentionDays: days('SYNC_RETENTION_DAYS', value('SYNC_RETENTION_DAYS') ?? '30'),
+    syncRetentionDays: days('SYNC_RETENTION_DAYS', value('SYNC_RETENTION_DAYS') ?? String(SYNC_RETENTION_DAYS)),
     ...edgeSettings(value),
     databaseUrlUnpooled: postgresUrl('DATABASE_URL_UNPOOLED', value('DATABASE_URL_UNPOOLED')),
     dbPoolMax: poolMax(value('DB_POOL_MAX'), databaseUrl),
@@ -136,8 +138,8 @@ export function loadConfig(env: Env = readEnv()): Config {
 function edgeSettings(value: (name: string) => string | undefined) {
   const metricsPort = value('METRICS_PORT');
   return {
-    rateLimitPerMinute: perMinute('RATE_LIMIT_PER_MINUTE', value('RATE_LIMIT_PER_MINUTE') ?? '1200'),
-    authFailureLimitPerMinute: perMinute('AUTH_FAILURE_LIMIT_PER_MINUTE', value('AUTH_FAILURE_LIMIT_PER_MINUTE') ?? '300'),
+    rateLimitPerMinute: perMinute('RATE_LIMIT_PER_MINUTE', value('RATE_LIMIT_PER_MINUTE') ?? String(RATE_LIMIT_DEFAULTS.perUserPerMinute)),
+    authFailureLimitPerMinute: perMinute('AUTH_FAILURE_LIMIT_PER_MINUTE', value('AUTH_FAILURE_LIMIT_PER_MINUTE') ?? String(RATE_LIMIT_DEFAULTS.authFailuresPerMinute)),
     trustProxy: trustProxy('TRUST_PROXY', value('TRUST_PROXY') ?? 'false'),
     metricsPort: metricsPort === undefined ? undefined : portNumber('METRICS_PORT', metricsPort),
   };

@@ -1,4 +1,3 @@
-import { serviceUnavailable } from '../errors.ts';
 
 /** The longest an operation may wait on the database before the client gets a 503. */
 export const OPERATION_DEADLINE_MS = 10_000;
@@ -86,8 +85,8 @@ export class Deadline {
   }
 
   /**
-   * What the client is told of an operation that failed with `err`: a statement cancelled
-   * at the deadline is the 503 of an expired deadline (nothing was written); anything
+   * What an operation that failed with `err` failed with: a statement cancelled at the
+   * deadline is a DeadlineExpiredError (nothing was written); anything
    * else is itself. A statement that committed before its cancel landed keeps its outcome.
    */
   failure(err: unknown): unknown {
@@ -95,7 +94,15 @@ export class Deadline {
   }
 }
 
-const expiredError = () => serviceUnavailable('The database did not answer in time; nothing was changed. Try again shortly.');
+/** A statement cancelled at its operation's deadline: nothing was written (the HTTP layer makes it a 503). */
+export class DeadlineExpiredError extends Error {
+  constructor() {
+    super('The database did not answer in time; nothing was changed.');
+    this.name = 'DeadlineExpiredError';
+  }
+}
+
+const expiredError = () => new DeadlineExpiredError();
 
 /** SQLSTATE 57014 (cancelled, statement_timeout) or 55P03 (lock_timeout). */
 export function isStatementCancelled(err: unknown): boolean {

@@ -2,6 +2,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import fp from 'fastify-plugin';
 import { ApiError, serviceUnavailable, TEXT_MESSAGE, type FieldError } from '../errors.ts';
 import { isDataException, isDatabaseUnavailable } from '../db/client.ts';
+import { DeadlineExpiredError } from '../db/deadline.ts';
 import { HTTP_METHODS, type OpenApiDocument } from '../contract/spec.ts';
 import { boundedUrl } from './request-log.ts';
 
@@ -212,7 +213,9 @@ async function errors(app: FastifyInstance, options: { spec: OpenApiDocument }):
   app.setErrorHandler((err: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
     let apiError = err instanceof ApiError ? err : fromFastifyError(err, request, bodyLimit);
     if (!apiError) {
-      if (isDataException(err)) {
+      if (err instanceof DeadlineExpiredError) {
+        apiError = serviceUnavailable(`${err.message} Try again shortly.`);
+      } else if (isDataException(err)) {
         // Input the contract let through but PostgreSQL refused: still the client's error.
         request.log.warn({ err }, 'the database refused a value that passed validation');
         apiError = new ApiError(400, 'VALIDATION_ERROR', 'A value is malformed or out of range.', []);

@@ -28,12 +28,8 @@ export const RATE_LIMIT_DEFAULTS = { perUserPerMinute: 1200, authFailuresPerMinu
 
 const WINDOW_MS = 60_000;
 
-interface Verdict {
-  max: number;
-  remaining: number;
-  ttlInSeconds: number;
-  isExceeded: boolean;
-}
+/** @fastify/rate-limit's answer for a key it counts (ours never allow-list a key, so every answer is one). */
+type Verdict = Extract<Awaited<ReturnType<ReturnType<FastifyInstance['createRateLimit']>>>, { isAllowed: false }>;
 
 /** The IETF draft's RateLimit-* fields (draft-ietf-httpapi-ratelimit-headers-06), as @fastify/rate-limit names them. */
 function rateLimitHeaders(v: Verdict): Record<string, string> {

@@ -13,6 +13,9 @@ export interface FeedOptions {
   retentionDays: number;
 }
 
+/** How long deletions stay in the change feed unless SYNC_RETENTION_DAYS says otherwise. */
+export const SYNC_RETENTION_DAYS = 30;
+
 /** A `since` that asks for a full sync, as leaving it out does (a value every tool can send). */
 export const FULL_SYNC = '*';
 

@@ -1,6 +1,6 @@
 /**
  * The contract in Postman, run headless: Portman turns openapi.yaml into a
- * Postman collection (test/postman/portman-config.json: contract tests on every
+ * Postman collection (scripts/postman/portman-config.json: contract tests on every
  * operation, the created task's id chained through getTask/replaceTask/
  * updateTask/moveTask/deleteTask, and variations on every operation: its errors,
  * and for 1.2.0 a client-chosen id (replay, 409), moves before/after/to, the
@@ -17,8 +17,8 @@ import { HTTP_METHODS, SPEC_PATH, operationAt } from '../../src/contract/spec.ts
 import { STREAMING_OPERATIONS } from '../../src/contract/handlers.ts';
 import { contractProblems, spec, templateFor } from '../contract.ts';
 import { build, token } from '../helper.ts';
-import { failuresOf, runNewman } from '../postman/newman.ts';
-import { PORTMAN_CONFIG, generateCollection } from '../postman/portman.ts';
+import { failuresOf, runNewman } from '../../scripts/postman/newman.ts';
+import { PORTMAN_CONFIG, generateCollection } from '../../scripts/postman/portman.ts';
 
 /** Every operation of openapi.yaml but the streams (a Postman request waits for a response's end): operationId, method and path template. */
 const operations = Object.keys(spec.paths).flatMap((path) =>

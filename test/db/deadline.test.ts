@@ -8,7 +8,7 @@ import { connect, createServer, type AddressInfo } from 'node:net';
 import t from 'tap';
 import postgres from 'postgres';
 import { createSql } from '../../src/db/client.ts';
-import { Deadline } from '../../src/db/deadline.ts';
+import { Deadline, DeadlineExpiredError } from '../../src/db/deadline.ts';
 import { build, freshSchema, type Built, type Test } from '../helper.ts';
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -139,7 +139,7 @@ t.test('a Deadline on its own: a statement started after it expired never runs; 
     () => undefined,
     (err: unknown) => err,
   );
-  t.equal((refused as { statusCode?: number } | undefined)?.statusCode, 503, 'the next statement is refused with the 503');
+  t.ok(refused instanceof DeadlineExpiredError, 'the next statement is refused as expired (the HTTP layer answers 503)');
   await sleep(100);
   t.same(await sql`SELECT id FROM users WHERE id = 'late'`, [], 'and it never reached the database');
 
@@ -192,7 +192,7 @@ t.test('a deadline whose cancel cannot reach the database answers 503 at the gra
   await sleep(100);
   relay.close();
   const answer = await outcome;
-  t.equal((answer as { statusCode?: number }).statusCode, 503, 'the caller gets the 503');
+  t.ok(answer instanceof DeadlineExpiredError, 'the caller gets the expired deadline (a 503 over HTTP)');
   t.ok(Date.now() - started < 2000, `at the grace after the deadline, not when the statement ends (${Date.now() - started} ms)`);
   await sleep(200);
   t.same(unhandled, [], 'the failed cancel is no unhandled rejection (which would stop the server)');

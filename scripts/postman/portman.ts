@@ -9,7 +9,7 @@
  * into the current one), once `tslib` resolves (see tslibShim below):
  *
  *   npx portman -l openapi.yaml -b http://127.0.0.1:8000 \
- *     -c test/postman/portman-config.json -s test/postman/postman-config.json \
+ *     -c scripts/postman/portman-config.json -s scripts/postman/postman-config.json \
  *     -o artifacts/todo-api.postman.json
  *
  * then import that file into Postman and set the bearerToken variable.
