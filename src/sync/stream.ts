@@ -119,7 +119,7 @@ async function changeStream(app: FastifyInstance, options: ChangeStreamOptions):
       res.setHeader('x-request-id', request.id); // set in onSend for every other response
       res.writeHead(200, {
         'content-type': 'text/event-stream; charset=utf-8',
-        'cache-control': 'no-cache, no-transform',
+        'cache-control': 'private, no-cache, no-transform',
         'x-accel-buffering': 'no',
       });
       send(first.page);
