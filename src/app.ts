@@ -31,6 +31,8 @@ export interface AppOptions extends Omit<AuthOptions, 'secretKey'> {
   /** HS256 shared secret; SECRET_KEY and/or jwksUrl must be given. */
   secretKey?: string | undefined;
   corsOrigins: string[];
+  /** Also allow any loopback origin, whatever its port (outside production). */
+  corsAllowLoopback?: boolean | undefined;
   /** How long an operation may wait on the database before answering 503 (default 10 s). */
   operationDeadlineMs?: number | undefined;
   /** How long deletions stay in the change feed (default 30 days). */
@@ -97,7 +99,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(validation);
   await app.register(errors, { spec });
   await app.register(securityHeaders);
-  await app.register(cors, { origins: options.corsOrigins });
+  await app.register(cors, { origins: options.corsOrigins, allowLoopback: options.corsAllowLoopback });
   await app.register(db, { sql: options.sql });
   const syncRetentionDays = options.syncRetentionDays ?? SYNC_RETENTION_DAYS;
   await app.register(housekeeping, {

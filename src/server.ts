@@ -151,6 +151,7 @@ function appOptions(config: Config, log: Logger) {
     audience: config.audience,
     clockToleranceS: config.clockToleranceS,
     corsOrigins: config.corsOrigins,
+    corsAllowLoopback: config.environment !== 'production',
     operationDeadlineMs: config.operationDeadlineMs,
     syncRetentionDays: config.syncRetentionDays,
     loggerInstance: log,

@@ -121,25 +121,30 @@ t.test('Location is exposed to the browser', async (t) => {
   t.ok(list(res.headers['access-control-expose-headers']).includes('location'), 'Location is in Access-Control-Expose-Headers');
 });
 
-t.test('without CORS_ORIGINS in development, the local dev servers pass a preflight (Vite, Next.js; localhost and 127.0.0.1)', async (t) => {
-  const { app } = await build(t, { corsOrigins: loadConfig({ ENVIRONMENT: 'development' }).corsOrigins });
-  for (const origin of ['http://localhost:5173', 'http://127.0.0.1:5173', 'http://localhost:3000', 'http://127.0.0.1:3000']) {
-    const res = await preflight(app, origin);
+t.test('outside production any loopback origin passes a preflight, whatever its port; in production only the exact list', async (t) => {
+  const dev = await build(t, { corsOrigins: loadConfig({ ENVIRONMENT: 'development' }).corsOrigins, corsAllowLoopback: true });
+  const loopback = ['http://localhost:5173', 'http://127.0.0.1:5173', 'http://localhost:3000', 'http://localhost:4200', 'http://127.0.0.1:8081', 'http://[::1]:4200', 'https://localhost:8443', 'http://localhost'];
+  for (const origin of loopback) {
+    const res = await preflight(dev.app, origin);
     t.equal(res.statusCode, 204, `${origin}: 204`);
-    t.equal(res.headers['access-control-allow-origin'], origin, `${origin}: allowed`);
+    t.equal(res.headers['access-control-allow-origin'], origin, `${origin}: allowed in development`);
   }
-  const other = await preflight(app, 'http://localhost:8080');
-  t.equal(other.headers['access-control-allow-origin'], undefined, 'another port is not');
+  for (const origin of ['http://localhost.evil.example', 'http://127.0.0.2:4200', 'http://evil.example:4200', 'http://localhost:4200.evil.example']) {
+    t.equal((await preflight(dev.app, origin)).headers['access-control-allow-origin'], undefined, `${origin}: not loopback, refused`);
+  }
+  const prod = await build(t, { corsOrigins: ['https://app.example.com'], corsAllowLoopback: false });
+  t.equal((await preflight(prod.app, 'http://localhost:4200')).headers['access-control-allow-origin'], undefined, 'production: a loopback origin is refused');
+  t.equal((await preflight(prod.app, 'https://app.example.com')).headers['access-control-allow-origin'], 'https://app.example.com', 'production: the listed one passes');
 });
 
-t.test('a refused preflight is logged at info with the origin and the variable that would allow it', async (t) => {
+t.test('a refused preflight is logged at warn with the origin and the variable that would allow it', async (t) => {
   const lines: Array<Record<string, unknown>> = [];
   const logger = pino({ level: 'info' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
   const { app } = await build(t, { loggerInstance: logger });
   await preflight(app, EVIL);
   const refused = lines.filter((l) => typeof l.msg === 'string' && l.msg.startsWith('CORS preflight refused'));
   t.equal(refused.length, 1, 'one line');
-  t.equal(refused[0]?.level, 30, 'at info');
+  t.equal(refused[0]?.level, 40, 'at warn');
   t.equal(refused[0]?.origin, EVIL);
   t.equal(refused[0]?.variable, 'CORS_ORIGINS');
   t.match(refused[0]?.msg, /add it to CORS_ORIGINS/);
