@@ -111,7 +111,8 @@ async function main(): Promise<void> {
   sql = createSql(databaseUrl, { max: config.dbPoolMax, deadlineMs: config.operationDeadlineMs });
   try {
     const applied = await migrate(migrationSql ?? sql);
-    if (applied.length > 0) log.info({ applied, via: migrationSql ? 'DATABASE_URL_UNPOOLED' : 'DATABASE_URL' }, 'migrations applied');
+    const via = migrationSql ? 'DATABASE_URL_UNPOOLED' : embedded ? 'the embedded PostgreSQL' : 'DATABASE_URL';
+    if (applied.length > 0) log.info({ applied, via }, 'migrations applied');
   } finally {
     if (migrationSql) await migrationSql.end({ timeout: 5 });
   }

@@ -63,31 +63,38 @@ t.test('a second start on the same port says so, exits 1, and starts no PostgreS
   await stillServes(t, first.port, 'after a second start on the same port');
 });
 
-t.test('SIGTERM to the npm process alone stops node and its embedded PostgreSQL', async (t) => {
-  const dataDir = await tempDataDir(t, 'todo-api-hygiene-npm-');
-  const port = await freePort();
-  const npm = startServer(t, env(dataDir, port), { command: 'npm', args: ['run', '-s', 'start'] });
-  await waitForHealth(npm, port, 90_000);
-  const nodePid = Number(logRecords(npm.stdout()).find((r) => typeof r.pid === 'number')?.pid);
-  t.ok(Number.isInteger(nodePid) && nodePid !== npm.child.pid, `the server runs as its own process under npm (pid ${nodePid})`);
-  const postmaster = runningPostmaster(dataDir);
-  t.not(postmaster, undefined, 'with its PostgreSQL');
-  t.teardown(() => {
-    if (isAlive(nodePid)) process.kill(nodePid, 'SIGKILL');
-  });
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  t.test(`${signal} to the npm process alone stops node and its embedded PostgreSQL`, async (t) => {
+    const dataDir = await tempDataDir(t, `todo-api-hygiene-npm-${signal.toLowerCase()}-`);
+    const port = await freePort();
+    const npm = startServer(t, env(dataDir, port), { command: 'npm', args: ['run', '-s', 'start'] });
+    await waitForHealth(npm, port, 90_000);
+    const nodePid = Number(logRecords(npm.stdout()).find((r) => typeof r.pid === 'number')?.pid);
+    t.ok(Number.isInteger(nodePid), `the server logs its pid (${nodePid})`);
+    const postmaster = runningPostmaster(dataDir);
+    t.not(postmaster, undefined, 'with its PostgreSQL');
+    t.teardown(() => {
+      if (isAlive(nodePid)) process.kill(nodePid, 'SIGKILL');
+    });
+    t.equal(
+      logRecords(npm.stdout()).find((r) => r.msg === 'migrations applied')?.via,
+      'the embedded PostgreSQL',
+      'the migrations line says which database it migrated',
+    );
 
-  npm.child.kill('SIGTERM');
-  await npm.exitWithin(20_000);
-  // A bound against a hang, not a timing assertion: the server gives itself 10 s to stop.
-  for (let i = 0; i < 200 && (isAlive(nodePid) || runningPostmaster(dataDir) !== undefined); i++) await sleep(100);
-  t.notOk(isAlive(nodePid), 'the node process has exited');
-  t.equal(runningPostmaster(dataDir), undefined, 'and so has its PostgreSQL');
-  t.notOk(existsSync(join(dataDir, 'postgres', 'postmaster.pid')), 'shut down cleanly (no postmaster.pid left)');
-  t.ok(
-    logRecords(npm.stdout()).some((r) => r.msg === 'shutting down'),
-    'the server logged its shutdown',
-  );
-});
+    npm.child.kill(signal);
+    await npm.exitWithin(20_000);
+    // A bound against a hang, not a timing assertion: the server gives itself 10 s to stop.
+    for (let i = 0; i < 200 && (isAlive(nodePid) || runningPostmaster(dataDir) !== undefined); i++) await sleep(100);
+    t.notOk(isAlive(nodePid), 'the node process has exited');
+    t.equal(runningPostmaster(dataDir), undefined, 'and so has its PostgreSQL');
+    t.notOk(existsSync(join(dataDir, 'postgres', 'postmaster.pid')), 'shut down cleanly (no postmaster.pid left)');
+    t.ok(
+      logRecords(npm.stdout()).some((r) => r.msg === 'shutting down'),
+      'the server logged its shutdown',
+    );
+  });
+}
 
 t.test('a PostgreSQL left running by a killed server is stopped, and that is logged at info or above', async (t) => {
   const first = await firstServer(t, 'todo-api-hygiene-orphan-');
