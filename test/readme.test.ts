@@ -28,6 +28,13 @@ t.test("the design tree names every folder of src/ and of the project's top leve
   for (const folder of folders) t.match(tree, new RegExp(`^${folder}`, 'm'), folder);
 });
 
+t.test("the README's version-bearing lines name the versions the packages have", async (t) => {
+  const client = JSON.parse(readFileSync(new URL('../clients/typescript/package.json', import.meta.url), 'utf8')) as { version: string };
+  const tarballs = [...readme.matchAll(/todo-api-client-(\d+\.\d+\.\d+)\.tgz/g)].map((m) => m[1]);
+  t.ok(tarballs.length > 0, 'the README names the client tarball');
+  for (const v of tarballs) t.equal(v, client.version, `todo-api-client-${v}.tgz is what npm pack makes`);
+});
+
 async function recipe(baseUrl: string): Promise<Recipe> {
   const block = /```ts\n(async function\* changeStream[\s\S]*?)```/.exec(readme)?.[1];
   if (!block) throw new Error('README.md has no changeStream recipe');
