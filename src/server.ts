@@ -45,7 +45,11 @@ async function main(): Promise<void> {
     throw err;
   }
 
-  const destination = logDestination();
+  // Readable lines for a developer at a terminal; JSON for everything else (and production).
+  const destination =
+    process.stdout.isTTY && config.environment !== 'production'
+      ? (await import('./dev/pretty-log.ts')).prettyDestination()
+      : logDestination();
   const log = pino({ level: config.logLevel, redact: LOG_REDACT }, destination);
   // A worker gets DATABASE_URL (and SECRET_KEY) from the primary, which did the rest.
   if (cluster.isWorker) return serveWorker(config, log, destination);
