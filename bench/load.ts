@@ -196,6 +196,8 @@ export interface LoadOptions {
   connections: number;
   /** Seconds. */
   duration: number;
+  /** Instead of a duration: exactly this many requests (a smoke test's short run). */
+  requests?: number | undefined;
 }
 
 /** Load over real HTTP; the load generator shares the machine, equally for every server. */
@@ -203,11 +205,17 @@ export async function load(url: string, scenario: Scenario, fixture: Fixture, op
   const result = await autocannon({
     url,
     connections: options.connections,
-    duration: options.duration,
+    // A count of requests ends when they are answered: sampled every 50 ms, not once a second.
+    ...(options.requests === undefined ? { duration: options.duration } : { amount: options.requests, sampleInt: 50 }),
     requests: [{ setupRequest: (req) => ({ ...req, ...scenario.request(fixture) }) }],
   });
   return {
-    rps: result.requests.average,
+    // autocannon averages per-sample counts: per second with a duration; a count of requests
+    // is sampled every 50 ms, so its rate is the total over the elapsed time.
+    rps:
+      options.requests === undefined
+        ? result.requests.average
+        : result.requests.total / Math.max((result.finish.getTime() - result.start.getTime()) / 1000, 0.001),
     p50: result.latency.p50,
     p99: result.latency.p99,
     requests: result.requests.total,

@@ -26,7 +26,7 @@ import type { Sql } from '../src/db/client.ts';
 import { makeTemporaryDataDir } from '../src/dev/embedded.ts';
 import { startPgBouncer, type PgBouncer } from './pgbouncer.ts';
 
-const USAGE = `usage: npm run bench -- [--duration S] [--rounds N] [--warmup S] [--connections N] [--scenarios ${SCENARIOS.map((s) => s.name).join(',')}]
+const USAGE = `usage: npm run bench -- [--duration S | --requests N] [--rounds N] [--warmup S] [--connections N] [--scenarios ${SCENARIOS.map((s) => s.name).join(',')}]
                        [--rows [--users N] [--per-user N] [--heavy N]] [--soak S] [--compare]
                        [--cpu-prof DIR] [--workers N] [--pgbouncer] [--api-env NAME=VALUE ...]`;
 
@@ -40,6 +40,7 @@ const { values } = (() => {
       options: {
         duration: { type: 'string', default: '10' },
         rounds: { type: 'string', default: '3' },
+        requests: { type: 'string' },
         warmup: { type: 'string', default: '2' },
         connections: { type: 'string', default: '32' },
         scenarios: { type: 'string' },
@@ -79,6 +80,8 @@ function count(name: string, value: string | undefined, min: number): number {
 const options = {
   duration: count('duration', values.duration, 0.5),
   rounds: count('rounds', values.rounds, 1),
+  // A smoke test's mode: each measurement is this many requests, not --duration seconds.
+  requests: values.requests === undefined ? undefined : count('requests', values.requests, 1),
   warmup: count('warmup', values.warmup, 0),
   connections: count('connections', values.connections, 1),
   scenarios: selectScenarios(values.scenarios),
@@ -274,7 +277,7 @@ async function logLines(file: string): Promise<string> {
 function header(): void {
   console.log(
     `# ${new Date().toISOString()} · node ${process.version} · ${options.connections} connections · ` +
-      `${options.duration} s per scenario after ${options.warmup} s warm-up · ` +
+      `${options.requests === undefined ? `${options.duration} s` : `${options.requests} requests`} per scenario after ${options.warmup} s warm-up · ` +
       `${cluster.isEmbedded ? 'embedded PostgreSQL' : 'DATABASE_URL'}${bouncer ? ' through PgBouncer (transaction mode, prepare=false)' : ''}${options.workers ? ` · WEB_CONCURRENCY=${options.workers}` : ''}` +
       Object.entries(options.apiEnv)
         .map(([k, v]) => ` · API with ${k}=${v}`)
@@ -297,7 +300,7 @@ async function comparison(): Promise<boolean> {
   // Rounds of at least a second; --duration is each server's total per scenario.
   const rounds = Math.max(1, Math.min(options.rounds, Math.floor(options.duration)));
   const roundSeconds = options.duration / rounds;
-  const roundLoad = { connections: options.connections, duration: roundSeconds };
+  const roundLoad = { connections: options.connections, duration: roundSeconds, requests: options.requests };
   if (rounds > 1) console.log(`Each scenario: ${rounds} rounds of ${roundSeconds.toFixed(1)} s per server, alternating.\n`);
   if (options.workers !== undefined) {
     // Until the API reads WEB_CONCURRENCY, say so rather than print a table that claims it.
