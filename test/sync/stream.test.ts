@@ -207,6 +207,8 @@ t.test("each event's id is its next_since; Last-Event-ID resumes there and wins 
   const feed = await a.api.get('/api/tasks/changes?since=*', { as: 'alice' });
   t.equal(feed.statusCode, 200);
   t.same(feed.json().changes.map((c: { task: { title: string } }) => c.task.title).sort(), ['missed', 'old'], 'GET with since=* is a full sync too');
+  // fetch keeps a spare keep-alive connection after an aborted stream: close it rather than wait for its timeout.
+  a.app.server.closeAllConnections();
 });
 
 t.test('keep-alive comments come while nothing changes', async (t) => {
