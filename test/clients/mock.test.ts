@@ -11,6 +11,7 @@ import t from 'tap';
 import { freePort } from '../../src/dev/embedded.ts';
 import { HTTP_METHODS, operationAt } from '../../src/contract/spec.ts';
 import { contractProblems, spec } from '../contract.ts';
+import { build, token } from '../helper.ts';
 import { fileURLToPath } from 'node:url';
 
 type Any = Record<string, any>;
@@ -196,4 +197,38 @@ t.test('1.2.0: move, counts with today, ID_CONFLICT, and a move to two places is
   const twoPlaces = await send('POST', `/api/tasks/${id}/move`, auth, { before: '0b9d8c7a-6e5f-4a3b-9c2d-1e0f9a8b7c6d', to: 'top' });
   t.equal(twoPlaces.statusCode, 400, 'exactly one of before, after, to: the mock validates it too');
   t.same(twoPlaces.problems, [], 'the 400 conforms');
+});
+
+t.test('the mock refuses invalid requests with the status and code the server gives', async (t) => {
+  const server = await build(t);
+  const id = '6f1c2a9e-3b4d-4e5f-8a9b-0c1d2e3f4a5b';
+  const json = { 'content-type': 'application/json' };
+  const cases: Array<[string, string, string, Record<string, string>, string | undefined]> = [
+    ['no token', 'GET', '/api/tasks', {}, undefined],
+    ['an empty title', 'POST', '/api/tasks', json, '{"title":""}'],
+    ['a field that is not allowed', 'POST', '/api/tasks', json, '{"title":"x","user_id":"bob"}'],
+    ['a title that is not a string', 'POST', '/api/tasks', json, '{"title":5}'],
+    ['a limit over the maximum', 'GET', '/api/tasks?limit=500', {}, undefined],
+    ['an unknown query parameter', 'GET', '/api/tasks?stauts=pending', {}, undefined],
+    ['an impossible status filter', 'GET', '/api/tasks?status=done', {}, undefined],
+    ['an id that is not a UUID', 'GET', '/api/tasks/nope', {}, undefined],
+    ['an empty PATCH', 'PATCH', `/api/tasks/${id}`, json, '{}'],
+    ['a move to two places', 'POST', `/api/tasks/${id}/move`, json, `{"to":"top","before":"${id}"}`],
+    ['a body that is not JSON', 'POST', '/api/tasks', { 'content-type': 'text/plain' }, 'x'],
+    ['an unknown route', 'GET', '/nowhere', {}, undefined],
+    ['a method the path does not have', 'PUT', '/api/tasks', {}, undefined],
+  ];
+  for (const [name, method, url, headers, body] of cases) {
+    const withToken = name === 'no token' ? headers : { ...headers, authorization: `Bearer ${token('alice')}` };
+    const real = await server.app.inject({ method: method as 'GET', url, headers: withToken, ...(body !== undefined && { payload: body }) });
+    const mocked = await fetch(base + url, { method, headers: withToken, ...(body !== undefined && { body }) });
+    const text = await mocked.text();
+    const mockedBody = JSON.parse(text) as { error?: { code?: string } };
+    t.same(contractProblems({ method, url, statusCode: mocked.status, headers: Object.fromEntries(mocked.headers), body: text }), [], `${name}: the mock's answer conforms`);
+    t.same(
+      [mocked.status, mockedBody.error?.code],
+      [real.statusCode, real.json().error?.code],
+      `${name}: the mock answers ${mocked.status} ${mockedBody.error?.code}, as the server does`,
+    );
+  }
 });

@@ -8,7 +8,15 @@ import { execFileSync } from 'node:child_process';
 import t from 'tap';
 import { freePort } from '../../src/dev/embedded.ts';
 import { freshSchema } from '../helper.ts';
-import { SECRET_KEY, logRecords, startServer, waitForHealth } from './server-process.ts';
+import { SECRET_KEY, logRecords, startServer, waitForHealth, type ServerProcess } from './server-process.ts';
+
+/** Resolves once the server's stdout so far satisfies `seen` (its lines pass through a pty first). */
+const output = (server: ServerProcess, seen: (stdout: string) => boolean) =>
+  new Promise<void>((resolve) => {
+    const check = () => seen(server.stdout()) && resolve();
+    server.child.stdout?.on('data', () => setImmediate(check));
+    check();
+  });
 
 const hasScript = (() => {
   try {
@@ -28,7 +36,7 @@ t.test('on a terminal outside production the log is readable lines; piped it is 
   const port = await freePort();
   const dev = inTerminal(port, 'development');
   await waitForHealth(dev, port, 60_000);
-  await fetch(`http://127.0.0.1:${port}/health`);
+  await output(dev, (out) => /listening/.test(out));
   const lines = dev.stdout().split(/\r?\n/).filter((l) => l.trim() !== '');
   t.ok(lines.some((l) => /^\S*\[\d\d:\d\d:\d\d\.\d{3}\]\S* \S*INFO\S*: .*listening/.test(l)), 'a readable "listening" line, with its time and level in words');
   t.notOk(lines.some((l) => l.startsWith('{"level"')), 'no JSON line');
@@ -36,10 +44,12 @@ t.test('on a terminal outside production the log is readable lines; piped it is 
   const prodPort = await freePort();
   const prod = inTerminal(prodPort, 'production');
   await waitForHealth(prod, prodPort, 60_000);
+  await output(prod, (out) => logRecords(out.replace(/\r/g, '')).length > 0);
   t.ok(logRecords(prod.stdout().replace(/\r/g, '')).some((r) => r.level === 30), 'production on a terminal: JSON lines');
 
   const pipedPort = await freePort();
   const piped = startServer(t, env(pipedPort, 'development'));
   await waitForHealth(piped, pipedPort, 60_000);
+  await output(piped, (out) => logRecords(out).length > 0);
   t.ok(logRecords(piped.stdout()).some((r) => r.level === 30), 'piped (not a terminal): JSON lines');
 });
