@@ -69,6 +69,12 @@ export const tooManyStreams = (max: number): ApiError =>
  */
 export const UNPAIRED_SURROGATE = /[\uD800-\uDFFF]/u;
 
+/** A 415 that says what arrived (bounded, printable ASCII only) and what is accepted. */
+export function unsupportedMediaType(received: string | undefined): ApiError {
+  const sent = received === undefined || received === '' ? 'no Content-Type' : `Content-Type ${received.replace(/[^ -~]/g, '?').slice(0, 100)}`;
+  return new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', `The request body came with ${sent}; send it as application/json (UTF-8).`);
+}
+
 /** What a text field (title, notes, q) must not contain. */
 export const TEXT_MESSAGE = 'must not contain NUL characters or unpaired surrogates';
 

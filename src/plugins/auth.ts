@@ -81,8 +81,15 @@ function callerFrom(payload: unknown): Caller {
   return { id: sub, email: usableEmail };
 }
 
+/** What is wrong with a malformed token: its shape, or the encoding of parts it has. */
+function malformed(token: string | undefined): string {
+  const parts = token?.trim().split('.') ?? [];
+  if (parts.length !== 3) return `The token is malformed: a JWT is three base64url parts, header.payload.signature (this one has ${parts.length}).`;
+  return 'The token is malformed: its header or payload is not base64url-encoded JSON.';
+}
+
 /** fast-jwt's and @fastify/jwt's failures, in the contract's terms (the detail is for the log only). */
-function fromVerifyError(err: unknown): ApiError {
+function fromVerifyError(err: unknown, token: string | undefined): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof JwksUnavailableError) {
     return Object.assign(serviceUnavailable("The token issuer's keys cannot be fetched; try again shortly."), { cause: err });
@@ -107,7 +114,7 @@ function fromVerifyError(err: unknown): ApiError {
     return unauthorized('INVALID_TOKEN', 'The token is of an algorithm that is not accepted.', detail);
   }
   if (code === 'FAST_JWT_MALFORMED' || code === 'FAST_JWT_MISSING_SIGNATURE' || /malformed|base64url|serialized JSON|missing/i.test(detail)) {
-    return unauthorized('INVALID_TOKEN', 'The token is malformed: a JWT is three base64url parts, header.payload.signature.', detail);
+    return unauthorized('INVALID_TOKEN', malformed(token), detail);
   }
   return unauthorized('INVALID_TOKEN', 'The token is invalid.', detail);
 }
@@ -196,7 +203,7 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
       try {
         payload = await request.jwtVerify();
       } catch (err) {
-        throw fromVerifyError(err);
+        throw fromVerifyError(err, header?.replace(/^\s*bearer\s+/i, ''));
       }
       request.caller = callerFrom(payload);
       if (header !== undefined) remember(header, request.caller, payload);

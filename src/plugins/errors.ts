@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { ApiError, serviceUnavailable, TEXT_MESSAGE, type FieldError } from '../errors.ts';
+import { ApiError, serviceUnavailable, TEXT_MESSAGE, unsupportedMediaType, type FieldError } from '../errors.ts';
 import { isDataException, isDatabaseUnavailable } from '../db/client.ts';
 import { DeadlineExpiredError } from '../db/deadline.ts';
 import { HTTP_METHODS, type OpenApiDocument } from '../contract/spec.ts';
@@ -54,7 +54,7 @@ function fieldErrors(err: FastifyError, request: FastifyRequest): FieldError[] {
   // Glue gives a body's schema by media type, as the contract does.
   const schema = schemaAt(part, '#/content/application~1json/schema') ?? part;
   for (const issue of collapseOneOf(err.validation ?? [], schema)) {
-    const entry = describe(where, issue, data);
+    const entry = describe(where, issue, data, schema);
     if (!byField.has(entry.field)) byField.set(entry.field, entry);
   }
   return [...byField.values()];
@@ -107,7 +107,13 @@ function collapseOneOf(issues: ValidationIssue[], schema: unknown): ValidationIs
   return [...rest, { ...oneOf, params: { ...oneOf.params, names } }];
 }
 
-function describe(where: FieldError['in'], issue: ValidationIssue, data: unknown): FieldError {
+/** "; known: status, limit, cursor": a misspelled parameter's message names the right ones. */
+function knownNames(schema: unknown): string {
+  const names = Object.keys((schema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {});
+  return names.length > 0 && names.length <= 12 ? `; known: ${names.join(', ')}` : '';
+}
+
+function describe(where: FieldError['in'], issue: ValidationIssue, data: unknown, schema?: unknown): FieldError {
   const params = issue.params as Record<string, unknown>;
   const path = boundedName(issue.instancePath.replace(/^\//, ''));
   const base = where === 'header' ? headerName(path) : path;
@@ -120,7 +126,7 @@ function describe(where: FieldError['in'], issue: ValidationIssue, data: unknown
       return {
         in: where,
         field: child(params.additionalProperty),
-        message: where === 'query' ? 'is not a known query parameter' : 'is not an allowed field',
+        message: where === 'query' ? `is not a known query parameter${knownNames(schema)}` : 'is not an allowed field',
       };
     case 'oneOf': {
       const names = (params.names as string[] | undefined) ?? [];
@@ -185,7 +191,7 @@ function fromFastifyError(err: FastifyError, request: FastifyRequest, bodyLimit:
   if (err instanceof SyntaxError || err.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
     return new ApiError(400, 'MALFORMED_REQUEST', 'The request body is not valid JSON.');
   }
-  if (status === 415) return new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the request body as application/json.');
+  if (status === 415) return unsupportedMediaType(request.headers['content-type']);
   if (status === 404) return new ApiError(404, 'NOT_FOUND', 'Not found.');
   if (status >= 400 && status < 500) return new ApiError(400, 'MALFORMED_REQUEST', 'The request is malformed.');
   return undefined;

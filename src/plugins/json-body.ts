@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, preValidationHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
-import { ApiError, invalidField, TEXT_MESSAGE, UNPAIRED_SURROGATE } from '../errors.ts';
+import { ApiError, invalidField, TEXT_MESSAGE, UNPAIRED_SURROGATE, unsupportedMediaType } from '../errors.ts';
 
 /**
  * The preValidation of operations that take a body: a required one must be there
@@ -40,7 +40,7 @@ async function jsonBody(app: FastifyInstance): Promise<void> {
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     const charset = /;\s*charset\s*=\s*"?([^";\s]+)/i.exec(request.headers['content-type'] ?? '')?.[1];
     if (charset !== undefined && !/^utf-?8$/i.test(charset)) {
-      return done(new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the request body as application/json in UTF-8.'), undefined);
+      return done(unsupportedMediaType(request.headers['content-type']), undefined);
     }
     if (body.length === 0) return done(null, undefined);
     let text: string;

@@ -213,12 +213,12 @@ t.test('unknown query parameters are a 400 naming them, on every operation', asy
   t.equal(list.statusCode, 400);
   t.same(list.json().error, {
     code: 'VALIDATION_ERROR',
-    message: 'completed is not a known query parameter.',
-    details: [{ in: 'query', field: 'completed', message: 'is not a known query parameter' }],
+    message: 'completed is not a known query parameter; known: status, sort, due_before, due_after, has_due, q, limit, cursor.',
+    details: [{ in: 'query', field: 'completed', message: 'is not a known query parameter; known: status, sort, due_before, due_after, has_due, q, limit, cursor' }],
   });
   const mixed = await api.get('/api/tasks?limit=5&order=asc', { as: 'alice' });
   t.equal(mixed.statusCode, 400, 'known parameters do not excuse an unknown one');
-  t.same(mixed.json().error.details, [{ in: 'query', field: 'order', message: 'is not a known query parameter' }]);
+  t.same(mixed.json().error.details, [{ in: 'query', field: 'order', message: 'is not a known query parameter; known: status, sort, due_before, due_after, has_due, q, limit, cursor' }], 'naming the known ones');
   for (const [method, payload] of TASK_ID_OPERATIONS) {
     const res = await api.request(method, `/api/tasks/${task.id}?force=1`, { as: 'alice', ...(payload && { payload }) });
     t.equal(res.statusCode, 400, `${method} with an unknown query parameter`);
@@ -296,4 +296,17 @@ t.test('a trailing slash names the same resource', async (t) => {
   t.equal((await api.get('/api/tasks/', { as: 'alice' })).statusCode, 200);
   t.equal((await api.get(`/api/tasks/${task.id}/`, { as: 'alice' })).statusCode, 200);
   t.equal((await api.post('/api/tasks/', { as: 'alice', payload: { title: 'slash' } })).statusCode, 201);
+});
+
+t.test('messages say what arrived: the Content-Type of a 415, the shape of a malformed token', async (t) => {
+  const { api, app } = await build(t);
+  const text = await api.post('/api/tasks', { as: 'alice', headers: { 'content-type': 'text/plain' }, payload: 'x' });
+  t.equal(text.statusCode, 415);
+  t.equal(text.json().error.message, 'The request body came with Content-Type text/plain; send it as application/json (UTF-8).');
+  const latin = await api.post('/api/tasks', { as: 'alice', headers: { 'content-type': 'application/json; charset=latin1' }, payload: '{}' });
+  t.match(latin.json().error.message, /came with Content-Type application\/json; charset=latin1; send it as application\/json \(UTF-8\)/);
+  const threeParts = await app.inject({ method: 'GET', url: '/api/tasks', headers: { authorization: 'Bearer abc.def.ghi' } });
+  t.equal(threeParts.json().error.message, 'The token is malformed: its header or payload is not base64url-encoded JSON.', 'three parts: not called the wrong shape');
+  const onePart = await app.inject({ method: 'GET', url: '/api/tasks', headers: { authorization: 'Bearer abc' } });
+  t.match(onePart.json().error.message, /three base64url parts, header\.payload\.signature \(this one has 1\)/);
 });
