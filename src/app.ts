@@ -6,6 +6,7 @@ import { loadSpec } from './contract/spec.ts';
 import type { Sql } from './db/client.ts';
 import { createHealthHandlers } from './health/handlers.ts';
 import { createServiceHandlers } from './service/handlers.ts';
+import htmlIndex from './service/html-index.ts';
 import auth, { type AuthOptions } from './plugins/auth.ts';
 import { clientErrorHandler, frameworkErrors } from './plugins/client-errors.ts';
 import jsonBody from './plugins/json-body.ts';
@@ -122,6 +123,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
     onJwksFetch: (outcome) => app.metrics.jwksFetched(outcome),
   });
   await app.register(docs);
+  await app.register(htmlIndex);
 
   await app.register(changeStream, {
     sql: options.sql,

@@ -144,6 +144,11 @@ export function contractProblems(res: Received): string[] {
     if (documented.content['text/event-stream'] && contentType.startsWith('text/event-stream')) {
       return [...problems, ...eventStreamProblems(res.body)];
     }
+    if (documented.content['text/html'] && contentType.startsWith('text/html')) {
+      // A page for a browser (GET /): documented as a string; it must at least be one.
+      if (!/^<!doctype html>/i.test(res.body)) problems.push(`a text/html body that is not an HTML document: ${res.body.slice(0, 100)}`);
+      return problems;
+    }
   }
 
   if (!contentType.startsWith('application/json')) problems.push(`content-type is "${contentType}", not application/json`);

@@ -15,7 +15,9 @@ export interface paths {
          * Where to start
          * @description Public (no token). The service's name, the contract's version, and links to the
          *     interactive reference (`/docs`), the contract (`/openapi.yaml`) and the health
-         *     check (`/health`).
+         *     check (`/health`). A browser (a request that prefers `text/html`) gets the same
+         *     as a small page with clickable links and how to get a token; every other client
+         *     gets JSON.
          */
         get: operations["getIndex"];
         put?: never;
@@ -1216,6 +1218,7 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ServiceIndex"];
+                    "text/html": string;
                 };
             };
         };

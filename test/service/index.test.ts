@@ -49,3 +49,19 @@ t.test('/docs: formats in words, not regular expressions; no backticks in the se
   const yaml = await app.inject({ method: 'GET', url: '/openapi.yaml' });
   t.match(yaml.body, /pattern: '\^\[\^\\u0000\]\*\$'/, 'the contract itself keeps the pattern (validation uses it)');
 });
+
+t.test('GET / in a browser is a page with clickable links; JSON for every other client', async (t) => {
+  const { api } = await build(t);
+  const browser = await api.get('/', { headers: { accept: 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8' } });
+  t.equal(browser.statusCode, 200);
+  t.match(browser.headers['content-type'], /^text\/html; charset=utf-8/);
+  for (const href of ['/docs', '/openapi.yaml', '/health']) t.match(browser.body, `<a href="${href}">`, `links to ${href}`);
+  t.match(browser.body, /npm run -s token -- --sub alice/, 'and says how to get a token');
+  t.match(browser.body, `<title>todo-api ${PACKAGE_VERSION}</title>`);
+  t.equal(browser.headers.vary, 'Accept', 'caches keep the two apart');
+  for (const accept of [undefined, '*/*', 'application/json', 'text/html;q=0.5, application/json']) {
+    const res = await api.get('/', accept === undefined ? {} : { headers: { accept } });
+    t.match(res.headers['content-type'], /^application\/json/, `Accept ${accept ?? '(none)'}: JSON`);
+    t.equal(res.json().links.docs, '/docs');
+  }
+});
