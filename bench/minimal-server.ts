@@ -1,20 +1,29 @@
 /**
  * The comparator of `npm run bench`: the least a server on our stack can do for the
  * same requests. Plain Fastify 5 + postgres.js + fast-jwt (HS256, with its verdict
- * cache), no contract validation, no logging, and exactly the SQL of
+ * cache), no contract validation, and exactly the SQL of
  * src/tasks/queries.ts, one statement per request (a move: the same call of
  * todo_move_task, sql/0003). Keep the SQL in step with that file, or the ratio compares
  * different work. It serves what the bench sends: the list with `sort`, `status`, `q`
  * and a cursor (not the due-date filters), get, create (no Idempotency-Key), patch and move.
  *
- *   DATABASE_URL=postgres://… SECRET_KEY=… PORT=… node --import tsx bench/minimal-server.ts
+ * Two comparators (COMPARATOR): `same-work` (the default) does the API's observable work
+ * too, so that a ratio measures what contract-first costs and not whether a server logs:
+ * the same response headers (src/plugins/security-headers.ts's values) and one pino line
+ * per request at info with the same fields, to stdout (a file under the bench). `floor`
+ * does neither: the bare minimum, a second reference.
+ *
+ *   DATABASE_URL=postgres://… SECRET_KEY=… PORT=… [COMPARATOR=floor] node --import tsx bench/minimal-server.ts
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { createVerifier } from 'fast-jwt';
 import Fastify, { type FastifyRequest } from 'fastify';
+import pino from 'pino';
 import postgres from 'postgres';
+import { API_CACHE_CONTROL, SECURITY_HEADERS } from '../src/plugins/security-headers.ts';
 
-const { DATABASE_URL, SECRET_KEY, PORT = '0', HOST = '127.0.0.1' } = process.env;
+const { DATABASE_URL, SECRET_KEY, PORT = '0', HOST = '127.0.0.1', COMPARATOR = 'same-work' } = process.env;
+const sameWork = COMPARATOR !== 'floor';
 if (!DATABASE_URL || !SECRET_KEY) {
   process.stderr.write('minimal-server: DATABASE_URL and SECRET_KEY are required\n');
   process.exit(1);
@@ -23,7 +32,49 @@ if (!DATABASE_URL || !SECRET_KEY) {
 // The same pool size and driver options as src/db/client.ts.
 const sql = postgres(DATABASE_URL, { max: 10, connect_timeout: 5, idle_timeout: 60, onnotice: () => {} });
 const verify = createVerifier({ key: SECRET_KEY, algorithms: ['HS256'], requiredClaims: ['sub', 'exp'], cache: 1000, cacheTTL: 60_000 });
-const app = Fastify();
+const app = Fastify(
+  sameWork
+    ? // pino's own buffered destination; one line per request from onResponse (below), none of Fastify's two.
+      {
+        loggerInstance: pino({ level: 'info' }, pino.destination({ dest: 1, minLength: 8 * 1024 })),
+        disableRequestLogging: true,
+        // As the API: a fresh UUID per request, logged as reqId and sent as X-Request-Id.
+        genReqId: () => randomUUID(),
+      }
+    : {},
+);
+/** The operationIds the API logs for the routes served here (the same bytes in each line). */
+const OPERATION_IDS: Record<string, string> = {
+  'GET /health': 'getHealth',
+  'GET /api/tasks': 'listTasks',
+  'POST /api/tasks': 'createTask',
+  'GET /api/tasks/:id': 'getTask',
+  'PATCH /api/tasks/:id': 'updateTask',
+  'POST /api/tasks/:id/move': 'moveTask',
+};
+if (sameWork) {
+  app.addHook('onRequest', (request, reply, done) => {
+    reply.headers(SECURITY_HEADERS);
+    reply.header('x-request-id', request.id);
+    if (request.url.startsWith('/api/')) reply.header('cache-control', API_CACHE_CONTROL);
+    done();
+  });
+  // The API's request line (src/plugins/request-log.ts): the same fields, at info.
+  app.addHook('onResponse', (request, reply, done) => {
+    request.log.info(
+      {
+        method: request.method,
+        route: request.routeOptions.url,
+        operationId: OPERATION_IDS[`${request.method} ${request.routeOptions.url}`],
+        status: reply.statusCode,
+        durationMs: Math.round(reply.elapsedTime * 10) / 10,
+        userId: request.claims?.sub,
+      },
+      'request completed',
+    );
+    done();
+  });
+}
 
 type Claims = { sub: string; email?: string };
 type Row = { owner_id: string | null; id: string | null } & Record<string, unknown>;

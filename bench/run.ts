@@ -287,7 +287,8 @@ function header(): void {
 
 /** Goal 1: both servers, same seed, one table. */
 async function comparison(): Promise<boolean> {
-  const targets: Target[] = ['api', 'minimal'];
+  // The same-work comparator is the reference; the floor (no log line, no headers) a second one.
+  const targets: Target[] = ['api', 'minimal', 'floor'];
   const running = new Map<Target, { server: RunningServer; fixture: Fixture; rss: number[] }>();
   for (const target of targets) {
     const sql = await database(target);
@@ -296,7 +297,7 @@ async function comparison(): Promise<boolean> {
     const fx = await fixture(sql, SEED.users);
     running.set(target, { server: await server(target, urlOf(sql)), fixture: fx, rss: [] });
   }
-  console.log(`\n## This API vs a minimal server on the same stack (seed: ${SEED.users} users x ${SEED.perUser} tasks)\n`);
+  console.log(`\n## This API vs a minimal server on the same stack, doing the same work and bare (seed: ${SEED.users} users x ${SEED.perUser} tasks)\n`);
   // Rounds of at least a second; --duration is each server's total per scenario.
   const rounds = Math.max(1, Math.min(options.rounds, Math.floor(options.duration)));
   const roundSeconds = options.duration / rounds;
@@ -323,6 +324,7 @@ async function comparison(): Promise<boolean> {
     }
     const api = combine(measured.get('api') ?? [], options.duration);
     const min = combine(measured.get('minimal') ?? [], options.duration);
+    const floor = combine(measured.get('floor') ?? [], options.duration);
     const flag = (m: Measurement) => (m.failures > 0 ? ` (${num(m.failures)} failed)` : '');
     rows.push([
       scenario.label,
@@ -337,23 +339,28 @@ async function comparison(): Promise<boolean> {
       us(api.cpu),
       us(min.cpu),
       api.cpu !== undefined && min.cpu !== undefined ? ratio(min.cpu, api.cpu) : 'n/a',
+      num(floor.rps) + flag(floor),
+      ratio(api.rps, floor.rps),
+      api.cpu !== undefined && floor.cpu !== undefined ? ratio(floor.cpu, api.cpu) : 'n/a',
     ]);
   }
   console.log(
     table(
-      ['scenario', 'API req/s', 'p50 ms', 'p99 ms', 'minimal req/s', 'p50 ms', 'p99 ms', 'ratio req/s', 'ratio p99', 'API CPU µs/req', 'minimal', 'ratio CPU'],
+      ['scenario', 'API req/s', 'p50 ms', 'p99 ms', 'minimal req/s', 'p50 ms', 'p99 ms', 'ratio req/s', 'ratio p99', 'API CPU µs/req', 'minimal', 'ratio CPU', 'floor req/s', 'ratio req/s (floor)', 'ratio CPU (floor)'],
       rows,
     ),
   );
   console.log(
-    '\nratio req/s and ratio CPU: API / minimal throughput and minimal / API CPU per request (1.00 = as cheap as minimal; ' +
+    '\nminimal: the same-work comparator (the same headers and one pino line per request, as the API); floor: the bare one (neither). ' +
+      'ratio req/s and ratio CPU: API / minimal throughput and minimal / API CPU per request (1.00 = as cheap as minimal; ' +
       'CPU time is read from /proc and is steadier than req/s on a busy machine). ratio p99: API / minimal.',
   );
   const api = running.get('api');
   const min = running.get('minimal');
   console.log(
     `\nRSS max: API ${mb(Math.max(...(api?.rss ?? [0])))}, minimal ${mb(Math.max(...(min?.rss ?? [0])))}. ` +
-      `API log (${options.apiEnv.LOG_LEVEL ?? 'info'}): ${await logLines(join(workDir, 'api.log'))}.`,
+      `API log (${options.apiEnv.LOG_LEVEL ?? 'info'}): ${await logLines(join(workDir, 'api.log'))}; ` +
+      `the same-work comparator's (info): ${await logLines(join(workDir, 'minimal.log'))}.`,
   );
   if (failures > 0) console.log(`\n${num(failures)} requests failed (non-2xx, errors or timeouts): the figures above are suspect.`);
   return failures === 0;

@@ -6,7 +6,8 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
-export type Target = 'api' | 'minimal';
+/** The API; the same-work comparator (headers and a log line per request, as the API); the bare floor. */
+export type Target = 'api' | 'minimal' | 'floor';
 
 export interface ServerOptions {
   target: Target;
@@ -68,6 +69,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     RATE_LIMIT_PER_MINUTE: '0',
     AUTH_FAILURE_LIMIT_PER_MINUTE: '0',
     ...(options.workers !== undefined && { WEB_CONCURRENCY: String(options.workers) }),
+    COMPARATOR: options.target === 'floor' ? 'floor' : 'same-work',
     ...options.env,
   };
   const args = [

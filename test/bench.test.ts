@@ -48,16 +48,17 @@ t.test('the comparison prints one row per scenario with both servers and their r
   t.equal(code, 0, `the bench succeeds${code === 0 ? '' : `:\n${out}\n${err}`}`);
   t.match(
     out,
-    /\| scenario +\| API req\/s \| p50 ms \| p99 ms \| minimal req\/s \| p50 ms \| p99 ms \| ratio req\/s \| ratio p99 \| API CPU µs\/req \| minimal \| ratio CPU \|/,
+    /\| scenario +\| API req\/s \| p50 ms \| p99 ms \| minimal req\/s \| p50 ms \| p99 ms \| ratio req\/s \| ratio p99 \| API CPU µs\/req \| minimal \| ratio CPU \| floor req\/s \| ratio req\/s \(floor\) \| ratio CPU \(floor\) \|/,
   );
   for (const scenario of SCENARIOS) {
     const row = cells(out, scenario.label);
-    t.equal(row?.length, 11, `a row for ${scenario.name}`);
-    t.ok(row?.every((c) => FIGURE.test(c)), `${scenario.name}: eleven figures, no failed requests (${row?.join(' | ')})`);
+    t.equal(row?.length, 14, `a row for ${scenario.name}`);
+    t.ok(row?.every((c) => FIGURE.test(c)), `${scenario.name}: fourteen figures (both comparators), no failed requests (${row?.join(' | ')})`);
   }
   // The API logs as an operator runs it: at info, into a file, not onto the terminal.
   t.match(out, /API log \(info\): [1-9][\d,]* lines/, 'the API wrote its request log to a file');
   t.notMatch(out, /"level":\d+/, 'no log line reached the terminal');
+  t.match(out, /the same-work comparator's \(info\): [1-9][\d,]* lines/, 'the same-work comparator wrote its request lines too');
 });
 
 t.test('--rows and --soak print the size table and the RSS', async (t) => {
