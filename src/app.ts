@@ -96,7 +96,7 @@ export async function buildApp(options: AppOptions): Promise<FastifyInstance> {
   await app.register(shutdown);
 
   const spec = loadSpec();
-  await app.register(jsonBody);
+  await app.register(jsonBody, { spec });
   await app.register(validation);
   await app.register(errors, { spec });
   await app.register(securityHeaders);

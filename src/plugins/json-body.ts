@@ -1,5 +1,6 @@
 import type { FastifyError, FastifyInstance, preValidationHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
+import type { OpenApiDocument } from '../contract/spec.ts';
 import { ApiError, invalidField, TEXT_MESSAGE, UNPAIRED_SURROGATE, unsupportedMediaType } from '../errors.ts';
 
 /**
@@ -26,12 +27,29 @@ export function prepareBody(required: boolean): preValidationHookHandler {
   };
 }
 
+/** Every media type named under a `content` anywhere in the contract. */
+function mediaTypes(node: unknown, found = new Set<string>()): Set<string> {
+  if (typeof node !== 'object' || node === null) return found;
+  for (const [key, value] of Object.entries(node)) {
+    if (key === 'content' && typeof value === 'object' && value !== null) for (const type of Object.keys(value)) found.add(type);
+    mediaTypes(value, found);
+  }
+  return found;
+}
+
 /**
  * JSON only, UTF-8 only: a text/plain body is a 415, not a string handed to
  * validation, and bytes that are not UTF-8 are refused rather than stored as U+FFFD.
  */
-async function jsonBody(app: FastifyInstance): Promise<void> {
+async function jsonBody(app: FastifyInstance, options: { spec: OpenApiDocument }): Promise<void> {
   app.removeContentTypeParser('text/plain');
+  // fastify-openapi-glue asks for a body parser for every media type in the contract,
+  // responses included (an event stream, an HTML page): no request body is one of those,
+  // so each is refused as any other type that is not JSON.
+  for (const type of mediaTypes(options.spec)) {
+    if (type === 'application/json') continue;
+    app.addContentTypeParser(type, (request, _payload, done) => done(unsupportedMediaType(request.headers['content-type']), undefined));
+  }
   // Some clients send Content-Type: application/json on every request, DELETE included:
   // an empty body is "no body" (rejected where one is required), not malformed JSON.
   const parseJson = app.getDefaultJsonParser('error', 'error');

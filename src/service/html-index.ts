@@ -1,7 +1,6 @@
 import { negotiate } from '@fastify/accept-negotiator';
 import type { FastifyInstance } from 'fastify';
 import fp from 'fastify-plugin';
-import { unsupportedMediaType } from '../errors.ts';
 import type { components } from '../generated/openapi.ts';
 
 type ServiceIndex = components['schemas']['ServiceIndex'];
@@ -34,9 +33,6 @@ production the token comes from your sign-in (Better Auth or any HS256/JWKS issu
  * renders its body when the request prefers text/html).
  */
 async function htmlIndex(app: FastifyInstance): Promise<void> {
-  // fastify-openapi-glue asks for a body parser for every media type in the contract,
-  // responses included; no request body is HTML, so refuse one as any other.
-  app.addContentTypeParser('text/html', (request, _payload, done) => done(unsupportedMediaType(request.headers['content-type']), undefined));
   app.addHook('onSend', async (request, reply, payload) => {
     if (request.routeOptions.url !== '/' || (request.method !== 'GET' && request.method !== 'HEAD')) return payload;
     reply.header('vary', 'Accept');

@@ -3,7 +3,7 @@ import fp from 'fastify-plugin';
 import type { ServerResponse } from 'node:http';
 import type { Sql } from '../db/client.ts';
 import { OPERATION_DEADLINE_MS, withDeadline } from '../db/deadline.ts';
-import { ApiError, serviceUnavailable, tooManyStreams } from '../errors.ts';
+import { serviceUnavailable, tooManyStreams } from '../errors.ts';
 import { readChanges, type ChangePage, type FeedOptions } from './feed.ts';
 import { ChangeNotifier } from './notifier.ts';
 import type { Position } from './position.ts';
@@ -133,11 +133,6 @@ async function changeStream(app: FastifyInstance, options: ChangeStreamOptions):
   }
 
   app.decorate('changeStream', handler);
-  // fastify-openapi-glue asks for a body parser for every media type in the contract,
-  // responses included; no request body is an event stream, so refuse one as any other.
-  app.addContentTypeParser('text/event-stream', (_request, _payload, done) =>
-    done(new ApiError(415, 'UNSUPPORTED_MEDIA_TYPE', 'Send the request body as application/json.'), undefined),
-  );
   app.addHook('onClose', async () => {
     if (options.listenSql && options.listenSql !== options.sql) await options.listenSql.end({ timeout: 1 });
   });

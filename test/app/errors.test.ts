@@ -1,3 +1,4 @@
+import pino from 'pino';
 import t from 'tap';
 import { buildApp } from '../../src/app.ts';
 import { createSql } from '../../src/db/client.ts';
@@ -144,4 +145,16 @@ t.test('a database that stops answering is a 503 after the deadline, not a hang'
   t.equal(res.statusCode, 503);
   t.equal(res.json().error.code, 'SERVICE_UNAVAILABLE');
   t.equal(res.headers['retry-after'], '5');
+});
+
+t.test("a body in a media type the contract names only for responses (an event stream, a page) is a 415, and the app starts without a warning", async (t) => {
+  const lines: Array<Record<string, unknown>> = [];
+  const logger = pino({ level: 'warn' }, { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) });
+  const { api } = await build(t, { loggerInstance: logger });
+  t.same(lines, [], 'nothing at warn while the routes were bound (glue asks a parser for every media type)');
+  for (const type of ['text/event-stream', 'text/html']) {
+    const res = await api.post('/api/tasks', { as: 'alice', headers: { 'content-type': type }, payload: 'x' });
+    t.equal(res.statusCode, 415, type);
+    t.equal(res.json().error.message, `The request body came with Content-Type ${type}; send it as application/json (UTF-8).`);
+  }
 });
