@@ -21,7 +21,7 @@ import { createServer, request as forward, type IncomingMessage, type ServerResp
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { loadSpec, SPEC_PATH } from '../src/contract/spec.ts';
+import { loadSpec, operationAt, parameterNames, routeTable, SPEC_PATH } from '../src/contract/spec.ts';
 import { freePort } from '../src/dev/embedded.ts';
 
 const { values } = parseArgs({
@@ -81,14 +81,9 @@ function problemAsError(status: number, req: IncomingMessage): { status: number;
 }
 
 const spec = loadSpec();
-const routes = Object.entries(spec.paths).map(([path, item]) => ({
-  pattern: new RegExp(`^${path.replace(/\{[^}]+\}/g, '[^/]+')}/?$`),
-  methods: ['get', 'put', 'post', 'delete', 'patch'].filter((m) => m in item).map((m) => m.toUpperCase()),
-}));
-const allowed = (path: string) => {
-  const route = routes.find((r) => r.pattern.test(path));
-  return route ? [...route.methods, ...(route.methods.includes('GET') ? ['HEAD'] : [])].join(', ') : undefined;
-};
+const routes = routeTable(spec);
+const routeOf = (path: string) => routes.find((r) => r.pattern.test(path));
+const allowed = (path: string) => routeOf(path)?.methods.join(', ');
 
 const prismPort = await freePort();
 const prism = join(dirname(createRequire(import.meta.url).resolve('@stoplight/prism-cli/package.json')), 'dist', 'index.js');
@@ -101,15 +96,10 @@ child.stdout.on('data', (chunk: Buffer) => {
 /** Query parameters the operation does not declare: the server refuses them (Prism lets them through). */
 function unknownQuery(req: IncomingMessage): string[] {
   const url = new URL(req.url ?? '/', 'http://mock');
-  const entry = Object.entries(spec.paths).find(([path]) => new RegExp(`^${path.replace(/\{[^}]+\}/g, '[^/]+')}/?$`).test(url.pathname));
-  const op = entry?.[1][(req.method ?? 'GET').toLowerCase()] as { parameters?: Array<{ $ref?: string; name?: string; in?: string }> } | undefined;
-  if (!op) return [];
-  const declared = new Set(
-    (op.parameters ?? [])
-      .map((p) => (p.$ref ? (spec.components.parameters?.[p.$ref.split('/').pop() ?? ''] as { name?: string; in?: string } | undefined) : p))
-      .filter((p) => p?.in === 'query')
-      .map((p) => p?.name),
-  );
+  const template = routeOf(url.pathname)?.template;
+  const op = template === undefined ? undefined : operationAt(spec, template, req.method ?? 'GET');
+  if (template === undefined || op === undefined) return [];
+  const declared = new Set(parameterNames(spec, template, op, 'query'));
   return [...new Set(url.searchParams.keys())].filter((name) => !declared.has(name));
 }
 

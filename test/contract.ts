@@ -4,7 +4,7 @@
  */
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
-import { HTTP_METHODS, loadSpec, type OpenApiDocument } from '../src/contract/spec.ts';
+import { HTTP_METHODS, loadSpec, routeTable, type OpenApiDocument } from '../src/contract/spec.ts';
 
 export const spec: OpenApiDocument = loadSpec();
 
@@ -20,10 +20,7 @@ interface ResponseObject {
   headers?: Record<string, unknown>;
 }
 
-const routes = Object.keys(spec.paths).map((template) => ({
-  template,
-  pattern: new RegExp(`^${template.replace(/\{[^}]+\}/g, '[^/]+')}/?$`),
-}));
+const routes = routeTable(spec);
 
 /** The spec's path template for a concrete URL (query string ignored). */
 export function templateFor(url: string): string | undefined {

@@ -1,7 +1,7 @@
 import type { onRequestHookHandler, RouteHandlerMethod, RouteOptions } from 'fastify';
 import { prepareBody } from '../plugins/json-body.ts';
 import { PUBLIC_OPERATIONS, STREAMING_OPERATIONS, toRouteHandler, type Handlers, type OperationId, type StreamingOperation } from './handlers.ts';
-import { headerParameters, operationAt, requiresBearer, type OpenApiDocument } from './spec.ts';
+import { operationAt, parameterNames, requiresBearer, type OpenApiDocument } from './spec.ts';
 
 export interface BindingOptions {
   /** The handler map: one function per non-streaming operation. */
@@ -36,7 +36,7 @@ export function bindOperations(spec: OpenApiDocument, options: BindingOptions) {
         ? options.streams[operationId as StreamingOperation]
         : toRouteHandler(operationId as Exclude<OperationId, StreamingOperation>, options.handlers, {
             deadlineMs: options.deadlineMs,
-            headerNames: headerParameters(spec, path, op),
+            headerNames: parameterNames(spec, path, op, 'header'),
           }),
       ...(op.requestBody !== undefined && { preValidation: prepareBody(bodyRequired) }),
       // onRequest: a request without valid credentials is refused before its body is read.

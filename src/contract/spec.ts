@@ -50,13 +50,31 @@ interface ParameterObject {
   in?: string;
 }
 
-/** The names of the header parameters an operation declares (its own and its path's), as the contract spells them. */
-export function headerParameters(spec: OpenApiDocument, path: string, op: OpenApiOperation): string[] {
+/** The names of the parameters `where` an operation declares (its own and its path's), as the contract spells them. */
+export function parameterNames(spec: OpenApiDocument, path: string, op: OpenApiOperation, where: 'header' | 'query'): string[] {
   const pathLevel = (spec.paths[path] as { parameters?: ParameterObject[] } | undefined)?.parameters ?? [];
   const resolve = (p: ParameterObject): ParameterObject =>
     p.$ref ? ((spec.components.parameters?.[p.$ref.split('/').pop() ?? ''] as ParameterObject | undefined) ?? {}) : p;
   return [...pathLevel, ...((op.parameters as ParameterObject[] | undefined) ?? [])]
     .map(resolve)
-    .filter((p) => p.in === 'header' && typeof p.name === 'string')
+    .filter((p) => p.in === where && typeof p.name === 'string')
     .map((p) => p.name as string);
+}
+
+export interface Route {
+  /** The contract's path template, e.g. /api/tasks/{id}. */
+  template: string;
+  /** Matches a concrete path (without its query) of that template. */
+  pattern: RegExp;
+  /** The methods it has, upper case (HEAD wherever there is a GET, as Fastify answers it). */
+  methods: string[];
+}
+
+/** The contract's paths as regular expressions, to find a concrete URL's template and methods. */
+export function routeTable(spec: OpenApiDocument): Route[] {
+  return Object.entries(spec.paths).map(([template, item]) => ({
+    template,
+    pattern: new RegExp(`^${template.replace(/[.*+?^${}()|[\]\\]/g, (c) => (c === '{' || c === '}' ? c : `\\${c}`)).replace(/\{[^}]+\}/g, '[^/]+')}/?$`),
+    methods: HTTP_METHODS.filter((m) => m in item || (m === 'head' && 'get' in item)).map((m) => m.toUpperCase()),
+  }));
 }

@@ -3,7 +3,7 @@ import fp from 'fastify-plugin';
 import { ApiError, serviceUnavailable, TEXT_MESSAGE, unsupportedMediaType, type FieldError } from '../errors.ts';
 import { isDataException, isDatabaseUnavailable } from '../db/client.ts';
 import { DeadlineExpiredError } from '../db/deadline.ts';
-import { HTTP_METHODS, type OpenApiDocument } from '../contract/spec.ts';
+import { routeTable, type OpenApiDocument } from '../contract/spec.ts';
 import { boundedUrl } from './request-log.ts';
 
 type ValidationIssue = NonNullable<FastifyError['validation']>[number];
@@ -199,14 +199,6 @@ function fromFastifyError(err: FastifyError, request: FastifyRequest, bodyLimit:
 
 const boundedReason = (err: Error) => (err.message.length <= 200 ? err.message : `${err.message.slice(0, 200)}…`);
 
-/** Path templates of the spec as regular expressions, to answer 405 with Allow. */
-function routeTable(spec: OpenApiDocument): Array<{ pattern: RegExp; methods: string[] }> {
-  return Object.entries(spec.paths).map(([path, item]) => ({
-    pattern: new RegExp(`^${path.replace(/[.*+?^${}()|[\]\\]/g, (c) => (c === '{' || c === '}' ? c : `\\${c}`)).replace(/\{[^}]+\}/g, '[^/]+')}/?$`),
-    // Fastify answers HEAD wherever there is a GET.
-    methods: HTTP_METHODS.filter((m) => m in item || (m === 'head' && 'get' in item)).map((m) => m.toUpperCase()),
-  }));
-}
 
 /**
  * One error body for every failure. Client errors say what is wrong; server

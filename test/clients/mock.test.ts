@@ -230,5 +230,6 @@ t.test('the mock refuses invalid requests with the status and code the server gi
       [real.statusCode, real.json().error?.code],
       `${name}: the mock answers ${mocked.status} ${mockedBody.error?.code}, as the server does`,
     );
+    if (real.statusCode === 405) t.equal(mocked.headers.get('allow'), real.headers.allow, `${name}: the same Allow`);
   }
 });
