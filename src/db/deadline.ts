@@ -1,4 +1,3 @@
-
 /** The longest an operation may wait on the database before the client gets a 503. */
 export const OPERATION_DEADLINE_MS = 10_000;
 

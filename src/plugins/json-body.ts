@@ -3,6 +3,9 @@ import fp from 'fastify-plugin';
 import type { OpenApiDocument } from '../contract/spec.ts';
 import { ApiError, invalidField, TEXT_MESSAGE, UNPAIRED_SURROGATE, unsupportedMediaType } from '../errors.ts';
 
+/** Body fields whose text the server checks for unpaired surrogates. */
+const TEXT_BODY_FIELDS = ['title', 'notes'] as const;
+
 /**
  * The preValidation of operations that take a body: a required one must be there
  * (Fastify skips body validation when there is none), and the text fields must be
@@ -16,7 +19,7 @@ export function prepareBody(required: boolean): preValidationHookHandler {
       return required ? done(invalidField('body', '', 'a JSON object body is required') as unknown as FastifyError) : done();
     }
     if (typeof body === 'object' && !Array.isArray(body)) {
-      for (const field of ['title', 'notes']) {
+      for (const field of TEXT_BODY_FIELDS) {
         const value = body[field];
         if (typeof value === 'string' && UNPAIRED_SURROGATE.test(value)) {
           return done(invalidField('body', field, TEXT_MESSAGE) as unknown as FastifyError);

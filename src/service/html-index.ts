@@ -34,7 +34,9 @@ production the token comes from your sign-in (Better Auth or any HS256/JWKS issu
  */
 async function htmlIndex(app: FastifyInstance): Promise<void> {
   app.addHook('onSend', async (request, reply, payload) => {
-    if (request.routeOptions.url !== '/' || (request.method !== 'GET' && request.method !== 'HEAD')) return payload;
+    // On every response's path: a string compare first (routeOptions builds an object per read).
+    const url = request.url;
+    if ((url !== '/' && !url.startsWith('/?')) || (request.method !== 'GET' && request.method !== 'HEAD')) return payload;
     reply.header('vary', 'Accept');
     if (reply.statusCode !== 200 || typeof payload !== 'string') return payload;
     if (negotiate(request.headers.accept ?? '*/*', ['application/json', 'text/html']) !== 'text/html') return payload;

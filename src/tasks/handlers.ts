@@ -1,14 +1,6 @@
 import type { Handlers } from '../contract/handlers.ts';
 import type { Sql } from '../db/client.ts';
-import {
-  ApiError,
-  forbidden,
-  idConflict,
-  idempotencyKeyReused,
-  invalidField,
-  notFound,
-  preconditionFailed,
-} from '../errors.ts';
+import { ApiError, forbidden, idConflict, idempotencyKeyReused, invalidField, notFound, preconditionFailed } from '../errors.ts';
 import { listedIn, pageEtag, parseIfMatch, taskEtag } from './etag.ts';
 import { createTaskQueries, type Lookup, type NewTask, type StoredCreate, type Task } from './queries.ts';
 import { decodeCursor, encodeCursor, KEY_OF } from './search.ts';
