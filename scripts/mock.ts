@@ -23,6 +23,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadSpec, operationAt, parameterNames, routeTable, SPEC_PATH } from '../src/contract/spec.ts';
 import { freePort } from '../src/dev/embedded.ts';
+import { unsupportedMediaType } from '../src/errors.ts';
 
 const { values } = parseArgs({
   options: {
@@ -40,9 +41,9 @@ interface Violation {
 const WHERE: Record<string, string> = { body: 'body', query: 'query', path: 'path', header: 'header' };
 
 /** The server's answer to a request Prism refused, from Prism's `sl-violations`. */
-function asTheServerAnswers(status: number, violations: Violation[]): { status: number; body: object; headers: Record<string, string> } {
+function asTheServerAnswers(status: number, violations: Violation[], req: IncomingMessage): { status: number; body: object; headers: Record<string, string> } {
   if (violations.some((v) => /^Supported content types/.test(v.message ?? ''))) {
-    return { status: 415, headers: {}, body: { error: { code: 'UNSUPPORTED_MEDIA_TYPE', message: 'Send the request body as application/json in UTF-8.', details: null } } };
+    return { status: 415, headers: {}, body: unsupportedMediaType(req.headers['content-type']).toBody() };
   }
   if (status === 401 || violations.some((v) => v.code === 401)) {
     return {
@@ -123,7 +124,7 @@ const proxy = createServer((req: IncomingMessage, res: ServerResponse) => {
     const status = answer.statusCode ?? 502;
     const violations = answer.headers['sl-violations'];
     const problem = /problem\+json/.test(String(answer.headers['content-type'] ?? ''));
-    const refused = typeof violations === 'string' && status >= 400 ? asTheServerAnswers(status, JSON.parse(violations) as Violation[]) : problem ? problemAsError(status, req) : undefined;
+    const refused = typeof violations === 'string' && status >= 400 ? asTheServerAnswers(status, JSON.parse(violations) as Violation[], req) : problem ? problemAsError(status, req) : undefined;
     if (!refused) {
       res.writeHead(status, answer.headers);
       answer.pipe(res);

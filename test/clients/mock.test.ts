@@ -231,5 +231,6 @@ t.test('the mock refuses invalid requests with the status and code the server gi
       `${name}: the mock answers ${mocked.status} ${mockedBody.error?.code}, as the server does`,
     );
     if (real.statusCode === 405) t.equal(mocked.headers.get('allow'), real.headers.allow, `${name}: the same Allow`);
+    if (real.statusCode === 415) t.equal((mockedBody.error as { message?: string }).message, real.json().error.message, `${name}: the same message`);
   }
 });
