@@ -267,16 +267,8 @@ function acceptedFor(file: string, releasedVersion: string): Accepted[] {
   return entries.filter((e) => String(e.released) === releasedVersion);
 }
 
-export async function checkBreaking({
-  released,
-  current,
-  changelog = join(ROOT, 'CHANGELOG.md'),
-  accepted,
-}: CheckOptions): Promise<Verdict> {
-  const before = parse(readFileSync(released, 'utf8')) as Doc;
-  const after = parse(readFileSync(current, 'utf8')) as Doc;
-  const releasedVersion = String(before.info?.version);
-  const currentVersion = String(after.info?.version);
+/** What is wrong with the versions alone: semver, never lower, a CHANGELOG.md section for a new one. */
+export function versionProblems(releasedVersion: string, currentVersion: string, changelog: string): string[] {
   const problems: string[] = [];
   const r = parseSemver(releasedVersion);
   const c = parseSemver(currentVersion);
@@ -290,9 +282,24 @@ export async function checkBreaking({
       problems.push(`CHANGELOG.md has no "## ${currentVersion}" section for the new contract version`);
     }
   }
+  return problems;
+}
+
+export async function checkBreaking({
+  released,
+  current,
+  changelog = join(ROOT, 'CHANGELOG.md'),
+  accepted,
+}: CheckOptions): Promise<Verdict> {
+  const before = parse(readFileSync(released, 'utf8')) as Doc;
+  const after = parse(readFileSync(current, 'utf8')) as Doc;
+  const releasedVersion = String(before.info?.version);
+  const currentVersion = String(after.info?.version);
+  const problems = versionProblems(releasedVersion, currentVersion, changelog);
+  // A malformed accepted-breaks file fails before Optic's few seconds of comparing.
+  const reviewed = accepted === undefined ? [] : acceptedFor(accepted, releasedVersion);
 
   const found = [...(await opticFindings(released, current)).filter((f) => !isAllowedByPolicy(f)), ...ownFindings(before, after)];
-  const reviewed = accepted === undefined ? [] : acceptedFor(accepted, releasedVersion);
   const used = new Set<Accepted>();
   const breaking = found.filter((f) => {
     const entry = reviewed.find((e) => e.rule === f.rule && f.message.startsWith(e.where));
@@ -300,6 +307,8 @@ export async function checkBreaking({
     return !entry;
   });
   for (const e of reviewed) if (!used.has(e)) problems.push(`accepted-breaks.yaml: "${e.where}" (${e.rule}) matches no finding; remove it`);
+  const r = parseSemver(releasedVersion);
+  const c = parseSemver(currentVersion);
   const majorRaised = r !== undefined && c !== undefined && c[0] > r[0];
   return { ok: problems.length === 0 && (breaking.length === 0 || majorRaised), releasedVersion, currentVersion, breaking, problems };
 }

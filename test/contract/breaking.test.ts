@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import t from 'tap';
 import { parse, stringify } from 'yaml';
-import { checkBreaking, ownFindings, type Verdict } from '../../scripts/check-breaking.ts';
+import { checkBreaking, ownFindings, versionProblems, type Verdict } from '../../scripts/check-breaking.ts';
 import { fileURLToPath } from 'node:url';
 
 const RELEASED = fileURLToPath(new URL('../../contract/released.yaml', import.meta.url));
@@ -109,18 +109,25 @@ const changelog = async (text: string) => {
   return file;
 };
 
+// Optic takes about two seconds per comparison: the breaking changes are made in one
+// fixture (each must still be found and named), except the moved status code, which
+// touches the same response as the removed header.
 t.test('each breaking change fails the guard, named in its findings', async (t) => {
-  for (const [name, change, expected] of breaking) {
-    const v = await checkBreaking({ released: RELEASED, current: await fixture(change) });
-    t.equal(v.ok, false, `${name}: fails`);
-    t.match(report(v), expected, `${name}: reported`);
+  const alone = new Set(['a changed status code']);
+  const together = breaking.filter(([name]) => !alone.has(name));
+  const groups = [together, breaking.filter(([name]) => alone.has(name))];
+  for (const group of groups) {
+    const v = await checkBreaking({ released: RELEASED, current: await fixture((s) => group.forEach(([, change]) => change(s))) });
+    t.equal(v.ok, false, `${group.map(([name]) => name).join(', ')}: fails`);
+    for (const [name, , expected] of group) t.match(report(v), expected, `${name}: reported`);
   }
 });
 
 t.test('compatible changes pass: new optional field/parameter/header, operation, status, error code', async (t) => {
-  const v = await checkBreaking({ released: RELEASED, current: await fixture(additive) });
+  const withSection = await changelog('## 1.2.0\n\nNew things.\n');
+  const v = await checkBreaking({ released: RELEASED, current: await fixture(additive, '1.2.0'), changelog: withSection });
   t.equal(report(v), '', 'no breaking change found');
-  t.same(v.problems, []);
+  t.same(v.problems, [], '1.2.0 with a changelog section: no problem');
   t.equal(v.ok, true);
 });
 
@@ -156,18 +163,16 @@ t.test('an accepted finding (contract/accepted-breaks.yaml) passes; a stale or u
 });
 
 t.test('versions: semver, never lower, and a CHANGELOG.md section for a new one', async (t) => {
-  t.setTimeout(120_000);
-  const none = () => {};
-  const withSection = await changelog('## 1.2.0\n\nNew things.\n');
-  const v1 = await checkBreaking({ released: RELEASED, current: await fixture(additive, '1.2.0'), changelog: withSection });
-  t.same([v1.ok, v1.problems], [true, []], '1.2.0 with a changelog section passes');
-  const v2 = await checkBreaking({ released: RELEASED, current: await fixture(none, '1.2.0'), changelog: await changelog('## 1.1.0\n') });
-  t.match(v2.problems, [/CHANGELOG\.md has no "## 1\.2\.0" section/]);
-  t.equal(v2.ok, false);
-  const v3 = await checkBreaking({ released: RELEASED, current: await fixture(none, 'v1.1') });
-  t.match(v3.problems, [/"v1\.1" is not semver/]);
-  const v4 = await checkBreaking({ released: RELEASED, current: await fixture(none, '0.9.0') });
-  t.match(v4.problems, [/lower than the released/]);
+  t.same(versionProblems('1.1.0', '1.2.0', await changelog('## 1.2.0\n\nNew things.\n')), [], 'a new version with its section');
+  t.same(versionProblems('1.1.0', '1.1.0', join(dir, 'no-changelog.md')), [], 'the same version needs no section');
+  t.match(versionProblems('1.1.0', '1.2.0', await changelog('## 1.1.0\n')), [/CHANGELOG\.md has no "## 1\.2\.0" section/]);
+  t.match(versionProblems('1.1.0', '1.2.0', await changelog('## 1.2.01\n')), [/no "## 1\.2\.0" section/], 'a section heading for another version');
+  t.match(versionProblems('1.1.0', 'v1.1', ''), [/"v1\.1" is not semver/]);
+  t.match(versionProblems('1.1.0', '0.9.0', ''), [/lower than the released/]);
+  // The verdict carries them: a problem fails even without a breaking change.
+  const v = await checkBreaking({ released: RELEASED, current: await fixture(() => {}, '0.9.0') });
+  t.same([v.ok, v.breaking], [false, []]);
+  t.match(v.problems, [/lower than the released/]);
 });
 
 t.test('our own rules on their own: request narrowing, yes; response widening, no', async (t) => {
