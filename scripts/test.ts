@@ -7,7 +7,6 @@
  * full); `npm test -- --tap` prints the whole TAP stream.
  */
 import { spawn } from 'node:child_process';
-import { existsSync, readdirSync, statSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { makeTemporaryDataDir, startEmbeddedPostgres, type EmbeddedDatabase } from '../src/dev/embedded.ts';
@@ -44,20 +43,7 @@ function tapArguments(args: string[]): string[] {
   return ['--reporter=terse', ...coverage, ...rest];
 }
 
-/**
- * tap finds .ts files in a folder only through its TypeScript plugin (ts-node), which
- * package.json's "tap" replaces by tsx, the loader the server runs on (about a quarter
- * less CPU per file): a folder argument becomes its *.test.ts files here.
- */
-function expandFolders(args: string[]): string[] {
-  return args.flatMap((arg) => {
-    if (arg.startsWith('-') || !existsSync(arg) || !statSync(arg).isDirectory()) return [arg];
-    const files = readdirSync(arg, { recursive: true }).map(String).filter((f) => f.endsWith('.test.ts'));
-    return files.sort().map((f) => join(arg, f));
-  });
-}
-
-const tap = spawn(process.execPath, [join('node_modules', 'tap', 'dist', 'esm', 'run.mjs'), ...tapArguments(expandFolders(process.argv.slice(2)))], {
+const tap = spawn(process.execPath, [join('node_modules', 'tap', 'dist', 'esm', 'run.mjs'), ...tapArguments(process.argv.slice(2))], {
   stdio: 'inherit',
   env: {
     ...process.env,
