@@ -1,7 +1,8 @@
 /**
- * src/log-destination.ts: the server's log lines, batched in a Buffer. Every line must reach
- * the descriptor whole and in order, whatever its size or characters, and none may be lost
- * when the process exits with lines still pending.
+ * src/log-destination.ts: the server's log lines through pino's buffered destination. Every
+ * line must reach the descriptor whole and in order, whatever its size or characters (lines
+ * larger than the buffer, and than one write), and none may be lost when the process exits
+ * with lines still pending, or be cut short under a slow reader.
  */
 import { spawnSync } from 'node:child_process';
 import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
@@ -47,8 +48,9 @@ t.test('lines of any size and script arrive whole and in order', async (t) => {
   add(`{"wide":"${'€'.repeat(Math.floor(LOG_BATCH_BYTES / 3) - 12)}"}\n`);
   // Between a third and a half of a batch in UTF-16 units, but more bytes than a batch holds.
   add(`{"wider":"${'€'.repeat(Math.floor(LOG_BATCH_BYTES * 0.45))}"}\n`);
-  // A line larger than a whole batch, written between others.
+  // A line larger than a whole batch, written between others, and one larger than a single write (64 KB).
   add(`{"big":"${'€'.repeat(LOG_BATCH_BYTES)}"}\n`);
+  add(`{"bigger":"${'€'.repeat(30_000)}"}\n`);
   add('{"after":"big"}\n');
   dest.flush();
   const expected = lines.join('');
