@@ -14,11 +14,14 @@ export class Cluster {
   private readonly created: string[] = [];
   private readonly admin: postgres.Sql;
 
-  private constructor(
-    private readonly baseUrl: string,
-    private readonly embedded: EmbeddedDatabase | undefined,
-    private readonly dir: string | undefined,
-  ) {
+  private readonly baseUrl: string;
+  private readonly embedded: EmbeddedDatabase | undefined;
+  private readonly dir: string | undefined;
+
+  private constructor(baseUrl: string, embedded: EmbeddedDatabase | undefined, dir: string | undefined) {
+    this.baseUrl = baseUrl;
+    this.embedded = embedded;
+    this.dir = dir;
     this.admin = postgres(baseUrl, { max: 1, onnotice: () => {} });
   }
 

@@ -49,11 +49,10 @@ export interface Config {
 
 /** A refusal to start, worded for one line on stderr. */
 export class ConfigError extends Error {
-  constructor(
-    readonly variable: string,
-    message: string,
-  ) {
+  readonly variable: string;
+  constructor(variable: string, message: string) {
     super(`${variable} ${message}`);
+    this.variable = variable;
     this.name = 'ConfigError';
   }
 }

@@ -9,17 +9,17 @@ export type FieldError = components['schemas']['FieldError'];
  * error body. Anything else that is thrown becomes a masked 500.
  */
 export class ApiError extends Error {
+  readonly statusCode: number;
+  readonly code: ErrorCode;
+  readonly details: FieldError[] | null;
   readonly headers: Record<string, string>;
 
-  constructor(
-    readonly statusCode: number,
-    readonly code: ErrorCode,
-    message: string,
-    readonly details: FieldError[] | null = null,
-    headers: Record<string, string> = {},
-  ) {
+  constructor(statusCode: number, code: ErrorCode, message: string, details: FieldError[] | null = null, headers: Record<string, string> = {}) {
     super(message);
     this.name = 'ApiError';
+    this.statusCode = statusCode;
+    this.code = code;
+    this.details = details;
     this.headers = headers;
   }
 

@@ -106,10 +106,12 @@ type RequestOptions = Omit<InjectOptions, 'method' | 'url'> & { token?: string; 
 
 /** app.inject with a token, checking every response against the contract. */
 export class Api {
-  constructor(
-    private readonly t: Test,
-    readonly app: FastifyInstance,
-  ) {}
+  private readonly t: Test;
+  readonly app: FastifyInstance;
+  constructor(t: Test, app: FastifyInstance) {
+    this.t = t;
+    this.app = app;
+  }
 
   async request(method: string, url: string, options: RequestOptions = {}): Promise<Sent> {
     const { token: bearer, as, headers, ...rest } = options;

@@ -63,7 +63,10 @@ export class JwksKeyStore {
   private readonly timeout: number;
   private readonly doFetch: typeof fetch;
 
-  constructor(private readonly options: JwksOptions) {
+  private readonly options: JwksOptions;
+
+  constructor(options: JwksOptions) {
+    this.options = options;
     this.minInterval = options.minRefetchIntervalMs ?? 10_000;
     this.maxAge = Math.max(options.maxAgeMs ?? 10 * 60_000, this.minInterval);
     this.timeout = options.timeoutMs ?? 5_000;

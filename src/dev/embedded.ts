@@ -32,11 +32,12 @@ export interface EmbeddedOptions {
 
 /** Another live process runs the cluster of this DATA_DIR: it is left alone. */
 export class DataDirInUseError extends Error {
-  constructor(
-    readonly dataDir: string,
-    readonly pid: number,
-  ) {
+  readonly dataDir: string;
+  readonly pid: number;
+  constructor(dataDir: string, pid: number) {
     super(`DATA_DIR ${dataDir} is in use by another todo-api process (pid ${pid}); stop it, or set another DATA_DIR or DATABASE_URL`);
+    this.dataDir = dataDir;
+    this.pid = pid;
     this.name = 'DataDirInUseError';
   }
 }

@@ -13,7 +13,11 @@ export class ChangeNotifier {
   readonly #byUser = new Map<string, Set<Listener>>();
   #listening: Promise<unknown> | undefined;
 
-  constructor(private readonly sql: Sql) {}
+  private readonly sql: Sql;
+
+  constructor(sql: Sql) {
+    this.sql = sql;
+  }
 
   /** Resolves once notifications for `userId` reach `listener`; returns the unsubscribe. */
   async subscribe(userId: string, listener: Listener): Promise<() => void> {

@@ -65,12 +65,14 @@ export type ApiErrorBody = {
 /** A non-2xx answer. `body.code` is the thing to branch on; `body.message` is for developers. */
 export class TodoApiError extends Error {
   override readonly name = 'TodoApiError';
-  constructor(
-    readonly status: number,
-    readonly body: ApiErrorBody,
-    readonly response: Response,
-  ) {
+  readonly status: number;
+  readonly body: ApiErrorBody;
+  readonly response: Response;
+  constructor(status: number, body: ApiErrorBody, response: Response) {
     super(`${status} ${body.code}: ${body.message}`);
+    this.status = status;
+    this.body = body;
+    this.response = response;
   }
 }
 
