@@ -5,6 +5,7 @@
 import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { HTTP_METHODS, loadSpec, routeTable, type OpenApiDocument } from '../src/contract/spec.ts';
+import type { OpenAPIV3 } from 'openapi-types';
 
 export const spec: OpenApiDocument = loadSpec();
 
@@ -115,7 +116,7 @@ export function contractProblems(res: Received): string[] {
   const method = res.method.toLowerCase();
   const contentType = String(res.headers['content-type'] ?? '');
 
-  const operation = template ? (spec.paths[template]?.[method] as { responses?: Record<string, ResponseObject> } | undefined) : undefined;
+  const operation = template ? (spec.paths[template]?.[method as OpenAPIV3.HttpMethods] as { responses?: Record<string, ResponseObject> } | undefined) : undefined;
   let schemaRef: string;
   let documented: ResponseObject | undefined;
 

@@ -29,7 +29,7 @@ export function bindOperations(spec: OpenApiDocument, options: BindingOptions) {
     if (open === requiresBearer(spec, op)) {
       throw new Error(`${operationId}: openapi.yaml and PUBLIC_OPERATIONS disagree on whether it needs a token`);
     }
-    const bodyRequired = (op.requestBody as { required?: boolean } | undefined)?.required === true;
+    const bodyRequired = op.requestBody !== undefined && !('$ref' in op.requestBody) && op.requestBody.required === true;
     // Glue adds the method, URL and schema; a typo in these options is a compile error.
     const route = {
       handler: streaming.has(operationId)

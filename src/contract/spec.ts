@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import type { OpenAPIV3, OpenAPIV3_1 } from 'openapi-types';
 import { parse } from 'yaml';
 import { fileURLToPath } from 'node:url';
 
@@ -7,34 +8,25 @@ export const SPEC_PATH = fileURLToPath(new URL('../../openapi.yaml', import.meta
 /** openapi.yaml as written: the single source of truth for routes, validation and docs. */
 export const specText: string = readFileSync(SPEC_PATH, 'utf8');
 
-export interface OpenApiOperation {
-  operationId: string;
-  security?: Array<Record<string, string[]>>;
-  requestBody?: unknown;
-  [key: string]: unknown;
-}
-
-export interface OpenApiDocument {
-  openapi: string;
-  info: { title: string; version: string; [key: string]: unknown };
-  servers?: Array<{ url: string; description?: string }>;
-  security?: Array<Record<string, string[]>>;
-  paths: Record<string, Record<string, OpenApiOperation | unknown>>;
-  components: Record<string, Record<string, unknown>>;
-  [key: string]: unknown;
-}
+/** The contract as OpenAPI 3.1 describes it (openapi-types, the type @fastify/swagger uses); ours has paths and components. */
+export type OpenApiDocument = OpenAPIV3_1.Document & Required<Pick<OpenAPIV3_1.Document, 'paths' | 'components'>>;
+/** Every operation of ours has an operationId: fastify-openapi-glue binds handlers by it. */
+export type OpenApiOperation = OpenAPIV3_1.OperationObject & { operationId: string };
+type Parameter = OpenAPIV3_1.ParameterObject | OpenAPIV3_1.ReferenceObject;
 
 /** A fresh deep copy each call: fastify-openapi-glue and @fastify/swagger annotate what they get. */
 export function loadSpec(): OpenApiDocument {
-  return parse(specText) as OpenApiDocument;
+  const spec = parse(specText) as OpenAPIV3_1.Document;
+  if (spec.paths === undefined || spec.components === undefined) throw new Error(`${SPEC_PATH}: paths and components are required here`);
+  return { ...spec, paths: spec.paths, components: spec.components };
 }
 
 export const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'] as const;
 
 /** The operation at a path and method of the spec, if there is one. */
 export function operationAt(spec: OpenApiDocument, path: string, method: string): OpenApiOperation | undefined {
-  const op = spec.paths[path]?.[method.toLowerCase()];
-  return typeof op === 'object' && op !== null && 'operationId' in op ? (op as OpenApiOperation) : undefined;
+  const op = spec.paths[path]?.[method.toLowerCase() as OpenAPIV3.HttpMethods];
+  return typeof op?.operationId === 'string' ? (op as OpenApiOperation) : undefined;
 }
 
 /** Whether the operation needs a bearer token (its own `security`, else the document's). */
@@ -44,21 +36,13 @@ export function requiresBearer(spec: OpenApiDocument, op: OpenApiOperation): boo
   return requirements.length > 0 && requirements.every((r) => 'bearerAuth' in r);
 }
 
-interface ParameterObject {
-  $ref?: string;
-  name?: string;
-  in?: string;
-}
-
 /** The names of the parameters `where` an operation declares (its own and its path's), as the contract spells them. */
 export function parameterNames(spec: OpenApiDocument, path: string, op: OpenApiOperation, where: 'header' | 'query'): string[] {
-  const pathLevel = (spec.paths[path] as { parameters?: ParameterObject[] } | undefined)?.parameters ?? [];
-  const resolve = (p: ParameterObject): ParameterObject =>
-    p.$ref ? ((spec.components.parameters?.[p.$ref.split('/').pop() ?? ''] as ParameterObject | undefined) ?? {}) : p;
-  return [...pathLevel, ...((op.parameters as ParameterObject[] | undefined) ?? [])]
+  const resolve = (p: Parameter): Parameter | undefined => ('$ref' in p ? spec.components.parameters?.[p.$ref.split('/').pop() ?? ''] : p);
+  return [...(spec.paths[path]?.parameters ?? []), ...(op.parameters ?? [])]
     .map(resolve)
-    .filter((p) => p.in === where && typeof p.name === 'string')
-    .map((p) => p.name as string);
+    .filter((p): p is OpenAPIV3_1.ParameterObject => p !== undefined && !('$ref' in p) && p.in === where)
+    .map((p) => p.name);
 }
 
 export interface Route {
@@ -72,7 +56,7 @@ export interface Route {
 
 /** The contract's paths as regular expressions, to find a concrete URL's template and methods. */
 export function routeTable(spec: OpenApiDocument): Route[] {
-  return Object.entries(spec.paths).map(([template, item]) => ({
+  return Object.entries(spec.paths).map(([template, item = {}]) => ({
     template,
     pattern: new RegExp(`^${template.replace(/[.*+?^${}()|[\]\\]/g, (c) => (c === '{' || c === '}' ? c : `\\${c}`)).replace(/\{[^}]+\}/g, '[^/]+')}/?$`),
     methods: HTTP_METHODS.filter((m) => m in item || (m === 'head' && 'get' in item)).map((m) => m.toUpperCase()),

@@ -21,7 +21,7 @@ type Operation = {
 };
 
 const operations: Array<[string, string, Operation]> = Object.entries(spec.paths).flatMap(([path, item]) =>
-  Object.entries(item)
+  Object.entries(item ?? {})
     .filter(([method]) => ['get', 'post', 'put', 'patch', 'delete'].includes(method))
     .map(([method, op]) => [path, method, op as Operation] as [string, string, Operation]),
 );
