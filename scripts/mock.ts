@@ -23,7 +23,8 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { loadSpec, operationAt, parameterNames, routeTable, SPEC_PATH } from '../src/contract/spec.ts';
 import { freePort } from '../src/dev/embedded.ts';
-import { unsupportedMediaType } from '../src/errors.ts';
+import { methodNotAllowed, noRoute, notAuthenticated, unsupportedMediaType, type ApiError } from '../src/errors.ts';
+import { boundedUrl } from '../src/plugins/request-log.ts';
 
 const { values } = parseArgs({
   options: {
@@ -40,18 +41,15 @@ interface Violation {
 
 const WHERE: Record<string, string> = { body: 'body', query: 'query', path: 'path', header: 'header' };
 
+type Answer = { status: number; body: object; headers: Record<string, string> };
+
+/** The server's own error, as the mock sends it. */
+const answer = (error: ApiError): Answer => ({ status: error.statusCode, headers: error.headers, body: error.toBody() });
+
 /** The server's answer to a request Prism refused, from Prism's `sl-violations`. */
-function asTheServerAnswers(status: number, violations: Violation[], req: IncomingMessage): { status: number; body: object; headers: Record<string, string> } {
-  if (violations.some((v) => /^Supported content types/.test(v.message ?? ''))) {
-    return { status: 415, headers: {}, body: unsupportedMediaType(req.headers['content-type']).toBody() };
-  }
-  if (status === 401 || violations.some((v) => v.code === 401)) {
-    return {
-      status: 401,
-      headers: { 'www-authenticate': 'Bearer realm="todo-api"' },
-      body: { error: { code: 'NOT_AUTHENTICATED', message: 'Authentication is required; send Authorization Bearer with a token.', details: null } },
-    };
-  }
+function asTheServerAnswers(status: number, violations: Violation[], req: IncomingMessage): Answer {
+  if (violations.some((v) => /^Supported content types/.test(v.message ?? ''))) return answer(unsupportedMediaType(req.headers['content-type']));
+  if (status === 401 || violations.some((v) => v.code === 401)) return answer(notAuthenticated());
   const details = violations.slice(0, 20).map((v) => {
     const [, part = 'body', ...path] = v.location ?? [];
     const extra = /found '([^']+)'/.exec(v.message ?? '')?.[1];
@@ -68,23 +66,16 @@ function asTheServerAnswers(status: number, violations: Violation[], req: Incomi
 }
 
 /** Prism's own errors (application/problem+json: no route, no method) in the contract's Error body. */
-function problemAsError(status: number, req: IncomingMessage): { status: number; body: object; headers: Record<string, string> } {
-  if (status === 405) {
-    const path = (req.url ?? '/').split('?')[0] ?? '/';
-    const allow = allowed(path);
-    return {
-      status: 405,
-      headers: allow ? { allow } : {},
-      body: { error: { code: 'METHOD_NOT_ALLOWED', message: `${req.method} is not allowed here${allow ? `; use ${allow}` : ''}.`, details: null } },
-    };
-  }
-  return { status: 404, headers: {}, body: { error: { code: 'NOT_FOUND', message: `No route ${req.method} ${(req.url ?? '/').split('?')[0]?.slice(0, 200)}.`, details: null } } };
+function problemAsError(status: number, req: IncomingMessage): Answer {
+  const path = (req.url ?? '/').split('?')[0] ?? '/';
+  const methods = routeOf(path)?.methods;
+  if (status === 405 && methods !== undefined) return answer(methodNotAllowed(req.method ?? 'GET', methods));
+  return answer(noRoute(req.method ?? 'GET', boundedUrl(path)));
 }
 
 const spec = loadSpec();
 const routes = routeTable(spec);
 const routeOf = (path: string) => routes.find((r) => r.pattern.test(path));
-const allowed = (path: string) => routeOf(path)?.methods.join(', ');
 
 const prismPort = await freePort();
 const prism = join(dirname(createRequire(import.meta.url).resolve('@stoplight/prism-cli/package.json')), 'dist', 'index.js');

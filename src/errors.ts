@@ -30,6 +30,20 @@ export class ApiError extends Error {
 
 export const notFound = (message = 'Task not found.'): ApiError => new ApiError(404, 'NOT_FOUND', message);
 
+/** An unknown route (the path given bounded by the caller). */
+export const noRoute = (method: string, path: string): ApiError => new ApiError(404, 'NOT_FOUND', `No route ${method} ${path}.`);
+
+/** The realm of every 401's Bearer challenge. */
+export const REALM = 'todo-api';
+
+/** A request without credentials: 401 with the plain Bearer challenge. */
+export const notAuthenticated = (message = 'Authentication is required; send Authorization: Bearer <token>.'): ApiError =>
+  new ApiError(401, 'NOT_AUTHENTICATED', message, null, { 'www-authenticate': `Bearer realm="${REALM}"` });
+
+/** A method the path does not have: 405 with Allow. */
+export const methodNotAllowed = (method: string, allowed: string[]): ApiError =>
+  new ApiError(405, 'METHOD_NOT_ALLOWED', `${method} is not allowed here; use ${allowed.join(', ')}.`, null, { allow: allowed.join(', ') });
+
 export const forbidden = (): ApiError => new ApiError(403, 'FORBIDDEN', 'This task belongs to another user.');
 
 export const preconditionFailed = (): ApiError =>

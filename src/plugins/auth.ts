@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyRequest, onRequestHookHandler } from 'fast
 import fp from 'fastify-plugin';
 import { ASYMMETRIC_ALGORITHMS, JwksKeyStore, JwksUnavailableError } from '../auth/jwks.ts';
 import type { Caller } from '../contract/handlers.ts';
-import { ApiError, serviceUnavailable } from '../errors.ts';
+import { ApiError, notAuthenticated, REALM, serviceUnavailable } from '../errors.ts';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -27,7 +27,6 @@ export interface AuthOptions {
   onJwksFetch?: ((outcome: 'ok' | 'error') => void) | undefined;
 }
 
-const REALM = 'todo-api';
 /** Token verdicts kept (by Authorization header) and for how long at most. */
 const VERDICT_CACHE_SIZE = 1000;
 const VERDICT_TTL_MS = 60_000;
@@ -38,18 +37,14 @@ const UNSTORABLE = /[\u0000\uD800-\uDFFF]/u;
 type Reason = 'NOT_AUTHENTICATED' | 'INVALID_TOKEN' | 'TOKEN_EXPIRED';
 
 function unauthorized(code: Reason, message: string, detail?: string): ApiError & { detail: string | undefined } {
-  const challenge =
-    code === 'NOT_AUTHENTICATED'
-      ? `Bearer realm="${REALM}"`
-      : `Bearer realm="${REALM}", error="invalid_token", error_description="${message.replace(/"/g, "'")}"`;
+  if (code === 'NOT_AUTHENTICATED') return Object.assign(notAuthenticated(message), { detail });
+  const challenge = `Bearer realm="${REALM}", error="invalid_token", error_description="${message.replace(/"/g, "'")}"`;
   return Object.assign(new ApiError(401, code, message, null, { 'www-authenticate': challenge }), { detail });
 }
 
 /** The token of an `Authorization: Bearer <token>` header (scheme case-insensitive). */
 function bearerToken(header: string | undefined): string {
-  if (header === undefined || header.trim() === '') {
-    throw unauthorized('NOT_AUTHENTICATED', 'Authentication is required; send Authorization: Bearer <token>.');
-  }
+  if (header === undefined || header.trim() === '') throw notAuthenticated();
   const match = /^Bearer +([A-Za-z0-9\-._~+/]+=*) *$/i.exec(header);
   if (!match?.[1]) {
     throw unauthorized('NOT_AUTHENTICATED', 'The Authorization header must be "Bearer <token>".');
@@ -82,14 +77,14 @@ function callerFrom(payload: unknown): Caller {
 }
 
 /** What is wrong with a malformed token: its shape, or the encoding of parts it has. */
-function malformed(token: string | undefined): string {
-  const parts = token?.trim().split('.') ?? [];
+function malformed(token: string): string {
+  const parts = token.split('.');
   if (parts.length !== 3) return `The token is malformed: a JWT is three base64url parts, header.payload.signature (this one has ${parts.length}).`;
   return 'The token is malformed: its header or payload is not base64url-encoded JSON.';
 }
 
 /** fast-jwt's and @fastify/jwt's failures, in the contract's terms (the detail is for the log only). */
-function fromVerifyError(err: unknown, token: string | undefined): ApiError {
+function fromVerifyError(err: unknown, header: string | undefined): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof JwksUnavailableError) {
     return Object.assign(serviceUnavailable("The token issuer's keys cannot be fetched; try again shortly."), { cause: err });
@@ -114,7 +109,8 @@ function fromVerifyError(err: unknown, token: string | undefined): ApiError {
     return unauthorized('INVALID_TOKEN', 'The token is of an algorithm that is not accepted.', detail);
   }
   if (code === 'FAST_JWT_MALFORMED' || code === 'FAST_JWT_MISSING_SIGNATURE' || /malformed|base64url|serialized JSON|missing/i.test(detail)) {
-    return unauthorized('INVALID_TOKEN', malformed(token), detail);
+    // Verification got this far, so the header held a token: bearerToken reads it again.
+    return unauthorized('INVALID_TOKEN', malformed(bearerToken(header)), detail);
   }
   return unauthorized('INVALID_TOKEN', 'The token is invalid.', detail);
 }
@@ -203,7 +199,7 @@ async function auth(app: FastifyInstance, options: AuthOptions): Promise<void> {
       try {
         payload = await request.jwtVerify();
       } catch (err) {
-        throw fromVerifyError(err, header?.replace(/^\s*bearer\s+/i, ''));
+        throw fromVerifyError(err, header);
       }
       request.caller = callerFrom(payload);
       if (header !== undefined) remember(header, request.caller, payload);

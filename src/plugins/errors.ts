@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import fp from 'fastify-plugin';
-import { ApiError, serviceUnavailable, TEXT_MESSAGE, unsupportedMediaType, type FieldError } from '../errors.ts';
+import { ApiError, methodNotAllowed, noRoute, serviceUnavailable, TEXT_MESSAGE, unsupportedMediaType, type FieldError } from '../errors.ts';
 import { isDataException, isDatabaseUnavailable } from '../db/client.ts';
 import { DeadlineExpiredError } from '../db/deadline.ts';
 import { routeTable, type OpenApiDocument } from '../contract/spec.ts';
@@ -199,7 +199,6 @@ function fromFastifyError(err: FastifyError, request: FastifyRequest, bodyLimit:
 
 const boundedReason = (err: Error) => (err.message.length <= 200 ? err.message : `${err.message.slice(0, 200)}…`);
 
-
 /**
  * One error body for every failure. Client errors say what is wrong; server
  * errors say nothing about why (the log has it, with the request id).
@@ -235,8 +234,8 @@ async function errors(app: FastifyInstance, options: { spec: OpenApiDocument }):
 
   const routeOf = (request: FastifyRequest) => routes.find((r) => r.pattern.test(request.url.split('?')[0] ?? ''));
   const notAllowed = (request: FastifyRequest, reply: FastifyReply, methods: string[]) => {
-    const error = new ApiError(405, 'METHOD_NOT_ALLOWED', `${request.method} is not allowed here; use ${methods.join(', ')}.`);
-    return reply.code(405).header('allow', methods.join(', ')).type('application/json').send(error.toBody());
+    const error = methodNotAllowed(request.method, methods);
+    return reply.code(405).headers(error.headers).type('application/json').send(error.toBody());
   };
 
   // Before the body is read: a method the path does not have is a 405 whatever the request
@@ -255,7 +254,7 @@ async function errors(app: FastifyInstance, options: { spec: OpenApiDocument }):
       return reply.code(204).header('allow', route.methods.join(', ')).send();
     }
     if (route && !route.methods.includes(request.method)) return notAllowed(request, reply, route.methods);
-    const error = new ApiError(404, 'NOT_FOUND', `No route ${request.method} ${boundedUrl(request.url.split('?')[0] ?? '')}.`);
+    const error = noRoute(request.method, boundedUrl(request.url.split('?')[0] ?? ''));
     return reply.code(404).type('application/json').send(error.toBody());
   });
 }
