@@ -101,8 +101,8 @@ t.test('with DATABASE_URL: serves over HTTP, logs JSON without tokens, exits 0 o
     'logged "shutting down"',
   );
   t.ok(
-    records.some((r) => r.msg === 'task created'),
-    'logged the creation (the log is really being read)',
+    records.some((r) => r.msg === 'request completed' && r.operationId === 'createTask' && typeof r.taskId === 'string'),
+    'logged the creation with its task id (the log is really being read)',
   );
   t.notOk(server.stdout().includes(alice), 'the token never reaches the log');
   t.notOk(server.stdout().includes(forged), 'nor does a refused token');

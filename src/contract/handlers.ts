@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest, RouteOptions } from 'fastify';
 import { Deadline, OPERATION_DEADLINE_MS } from '../db/deadline.ts';
 import type { operations } from '../generated/openapi.ts';
+import type { LogFields } from '../plugins/request-log.ts';
 
 /**
  * The handler map, typed over the operations generated from openapi.yaml: a
@@ -44,8 +45,8 @@ export interface HandlerInput<K extends OperationId> {
 /** One of the responses the contract lists for the operation. */
 export type HandlerResult<K extends OperationId> = {
   [S in keyof Responses<K> & number]: Responses<K>[S] extends { content: { 'application/json': infer B } }
-    ? { status: S; body: B; headers?: Record<string, string> }
-    : { status: S; body?: undefined; headers?: Record<string, string> };
+    ? { status: S; body: B; headers?: Record<string, string>; logFields?: LogFields }
+    : { status: S; body?: undefined; headers?: Record<string, string>; logFields?: LogFields };
 }[keyof Responses<K> & number];
 
 /** Operations that answer with a stream, not one body: each has a Fastify handler of its own (src/sync/stream.ts). */
@@ -68,6 +69,7 @@ export function toRouteHandler<K extends keyof Handlers>(
     status: number;
     body?: unknown;
     headers?: Record<string, string>;
+    logFields?: LogFields;
   }>;
   return async function operationHandler(request: FastifyRequest, reply: FastifyReply) {
     const headers: Record<string, string | undefined> = {};
@@ -96,6 +98,7 @@ export function toRouteHandler<K extends keyof Handlers>(
     }
     reply.code(result.status);
     if (result.headers) reply.headers(result.headers);
+    if (result.logFields) request.logFields = result.logFields;
     return result.body === undefined ? reply.send() : result.body;
   };
 }

@@ -224,10 +224,15 @@ async function errors(app: FastifyInstance, options: { spec: OpenApiDocument }):
         // The id lets a user report it and an operator find the log line with the cause.
         apiError = new ApiError(500, 'INTERNAL_ERROR', `An unexpected error occurred; quote request id ${request.id} when reporting it.`);
       }
-    } else if (apiError.statusCode >= 400 && apiError.statusCode < 500 && !(err instanceof ApiError)) {
-      // The code and counts, never the validator's whole output (one entry per unknown field).
-      const problems = err.validation ? { problems: err.validation.length, listed: apiError.details?.length ?? 0 } : { reason: boundedReason(err) };
-      request.log.info({ code: apiError.code, ...problems }, 'request rejected');
+    }
+    // The request's one line says why (request-log.ts): the code, and for a refusal by the
+    // framework the counts or the reason, never the validator's whole output.
+    if (apiError.statusCode >= 400 && apiError.statusCode < 500 && !(err instanceof ApiError)) {
+      request.logFields = err.validation
+        ? { code: apiError.code, problems: err.validation.length, listed: apiError.details?.length ?? 0 }
+        : { code: apiError.code, reason: boundedReason(err) };
+    } else {
+      request.logFields = { code: apiError.code };
     }
     return reply.code(apiError.statusCode).headers(apiError.headers).type('application/json').send(apiError.toBody());
   });
@@ -235,6 +240,7 @@ async function errors(app: FastifyInstance, options: { spec: OpenApiDocument }):
   const routeOf = (request: FastifyRequest) => routes.find((r) => r.pattern.test(request.url.split('?')[0] ?? ''));
   const notAllowed = (request: FastifyRequest, reply: FastifyReply, methods: string[]) => {
     const error = methodNotAllowed(request.method, methods);
+    request.logFields = { code: error.code };
     return reply.code(405).headers(error.headers).type('application/json').send(error.toBody());
   };
 
@@ -255,6 +261,7 @@ async function errors(app: FastifyInstance, options: { spec: OpenApiDocument }):
     }
     if (route && !route.methods.includes(request.method)) return notAllowed(request, reply, route.methods);
     const error = noRoute(request.method, boundedUrl(request.url.split('?')[0] ?? ''));
+    request.logFields = { code: error.code };
     return reply.code(404).type('application/json').send(error.toBody());
   });
 }

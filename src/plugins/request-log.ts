@@ -4,6 +4,19 @@ import { LogController, type FastifyBaseLogger, type FastifyReply, type FastifyR
 /** No log line may grow with what a client sends: long URLs are cut to this many characters. */
 export const MAX_LOGGED_URL = 1024;
 
+/**
+ * What an operation or the error handler adds to its request's line (a created task's id, a
+ * count, an error code): said there, never in a second line. None of the line's own names.
+ */
+export type LogFields = Readonly<Record<string, string | number | boolean | null | undefined>>;
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Merged into the request's line when it is answered. */
+    logFields?: LogFields;
+  }
+}
+
 export function boundedUrl(url: string): string {
   return url.length <= MAX_LOGGED_URL ? url : `${url.slice(0, MAX_LOGGED_URL)}…(${url.length} characters)`;
 }
@@ -27,6 +40,8 @@ export class RequestLogController extends LogController {
       durationMs: Math.round(reply.elapsedTime * 10) / 10,
       userId: request.caller?.id,
     };
+    const fields = request.logFields;
+    if (fields !== undefined) Object.assign(line, fields);
     if (error) reply.log.error({ ...line, err: error }, 'request errored');
     else reply.log.info(line, 'request completed');
   }

@@ -80,7 +80,7 @@ export function createTaskHandlers(sql: Sql): TaskHandlers {
       return { status: 200, body: { items: page.tasks, next_cursor: nextCursor }, headers: { etag } };
     },
 
-    async createTask({ caller, body, headers, deadline, log }) {
+    async createTask({ caller, body, headers, deadline }) {
       const id = body.id?.toLowerCase();
       const key = claimKey(id, headers['Idempotency-Key']);
       const fields: NewTask = { title: body.title.trim(), notes: body.notes ?? '', due_date: body.due_date ?? null };
@@ -91,16 +91,15 @@ export function createTaskHandlers(sql: Sql): TaskHandlers {
         if (id !== undefined && (outcome.stored.task_id !== id || !sameFields(outcome.stored, fields))) throw idConflict();
         if (!sameFields(outcome.stored, fields)) throw idempotencyKeyReused();
         const task = replayed(caller.id, outcome.stored);
-        log.info({ taskId: task.id, userId: caller.id }, id === undefined ? 'task create replayed (Idempotency-Key)' : 'task create replayed (client id)');
         return {
           status: 201,
           body: task,
           headers: { location: `/api/tasks/${task.id}`, etag: taskEtag(task.updated_at), 'idempotent-replayed': 'true' },
+          logFields: { taskId: task.id, replayed: id === undefined ? 'Idempotency-Key' : 'client id' },
         };
       }
       const { task } = outcome;
-      log.info({ taskId: task.id, userId: caller.id }, 'task created');
-      return { status: 201, body: task, headers: { location: `/api/tasks/${task.id}`, etag: taskEtag(task.updated_at) } };
+      return { status: 201, body: task, headers: { location: `/api/tasks/${task.id}`, etag: taskEtag(task.updated_at) }, logFields: { taskId: task.id } };
     },
 
     async getTask({ caller, params, headers, deadline }) {
@@ -135,27 +134,24 @@ export function createTaskHandlers(sql: Sql): TaskHandlers {
       return withEtag(200, found(outcome));
     },
 
-    async updateTasks({ caller, query, body, deadline, log }) {
+    async updateTasks({ caller, query, body, deadline }) {
       const updated = await tasks.setStatusOfAll(deadline, caller.id, body.status, query.status);
-      log.info({ userId: caller.id, status: body.status, updated }, 'tasks updated in bulk');
-      return { status: 200, body: { updated } };
+      return { status: 200, body: { updated }, logFields: { setStatus: body.status, ofStatus: query.status, updated } };
     },
 
-    async deleteTasks({ caller, query, deadline, log }) {
+    async deleteTasks({ caller, query, deadline }) {
       const deleted = await tasks.removeAllWithStatus(deadline, caller.id, query.status);
-      log.info({ userId: caller.id, status: query.status, deleted }, 'tasks deleted in bulk');
-      return { status: 200, body: { deleted } };
+      return { status: 200, body: { deleted }, logFields: { ofStatus: query.status, deleted } };
     },
 
     async countTasks({ caller, query, deadline }) {
       return { status: 200, body: await tasks.counts(deadline, caller.id, query.today) };
     },
 
-    async deleteTask({ caller, params, headers, deadline, log }) {
+    async deleteTask({ caller, params, headers, deadline }) {
       const kind = await tasks.remove(deadline, caller.id, params.id, parseIfMatch(headers['If-Match']));
       if (kind !== 'found') found({ kind });
-      log.info({ taskId: params.id, userId: caller.id }, 'task deleted');
-      return { status: 204 };
+      return { status: 204, logFields: { taskId: params.id } };
     },
   };
 }

@@ -152,8 +152,9 @@ t.test('one line per request, at info, with what an operator filters on', async 
   await settle();
   t.equal(res.statusCode, 201);
   t.equal(log.parsed().filter((line) => line.msg === 'incoming request').length, 0, 'no "incoming request" line');
+  t.equal(log.parsed().filter((line) => line.reqId === 'req-1').length, 1, 'one line for the request, and no other');
   const lines = log.parsed().filter((line) => line.msg === 'request completed');
-  t.equal(lines.length, 1, 'one line for the request (events such as "task created" aside)');
+  t.equal(lines.length, 1, 'one line for the request');
   t.match(lines[0], {
     level: 30,
     msg: 'request completed',
@@ -163,6 +164,7 @@ t.test('one line per request, at info, with what an operator filters on', async 
     operationId: 'createTask',
     status: 201,
     userId: 'alice',
+    taskId: res.json().id,
   });
   t.type(lines[0]?.durationMs, 'number', 'with its duration');
   t.notOk('req' in (lines[0] ?? {}) || 'res' in (lines[0] ?? {}), 'and not the request and response objects');
@@ -172,7 +174,7 @@ t.test('one line per request, at info, with what an operator filters on', async 
   await api.get('/no/such/route');
   await settle();
   const [invalid, unknown] = log.parsed().filter((line) => line.msg === 'request completed');
-  t.match(invalid, { route: '/api/tasks/:id', operationId: 'getTask', status: 400, userId: 'bob' }, 'the route template, not the URL');
-  t.match(unknown, { route: '/no/such/route', status: 404 }, 'an unknown route: its path');
+  t.match(invalid, { route: '/api/tasks/:id', operationId: 'getTask', status: 400, userId: 'bob', code: 'VALIDATION_ERROR' }, 'the route template, not the URL');
+  t.match(unknown, { route: '/no/such/route', status: 404, code: 'NOT_FOUND' }, 'an unknown route: its path');
   t.equal(unknown?.userId, undefined);
 });
