@@ -5,7 +5,8 @@
  * src/tasks/queries.ts, one statement per request (a move: the same call of
  * todo_move_task, sql/0003). Keep the SQL in step with that file, or the ratio compares
  * different work. It serves what the bench sends: the list with `sort`, `status`, `q`
- * and a cursor (not the due-date filters), get, create (no Idempotency-Key), patch and move.
+ * and a cursor (not the due-date filters), get, create (with an Idempotency-Key too, not a
+ * client id), patch and move.
  *
  * Two comparators (COMPARATOR): `same-work` (the default) does the API's observable work
  * too, so that a ratio measures what contract-first costs and not whether a server logs:
@@ -189,9 +190,50 @@ app.get('/api/tasks/:id', async (request, reply) => {
   return reply.code(status).send(body);
 });
 
+// As src/tasks/queries.ts: an Idempotency-Key's record answers for 24 hours.
+const KEPT = sql`(k.created_at > now() - interval '24 hours' OR k.key = k.task_id::text)`;
+
 app.post('/api/tasks', async (request, reply) => {
   const { title, notes = '', due_date = null } = request.body as { title: string; notes?: string; due_date?: string | null };
   const { sub, email = null } = request.claims;
+  const key = request.headers['idempotency-key'];
+  if (typeof key === 'string') {
+    // As src/tasks/queries.ts createKeyed (without a client id): the key claimed in the
+    // statement that inserts. A key already claimed (the bench sends none) answers with its record.
+    const [row] = await sql`
+      WITH bump AS (
+        INSERT INTO users AS u (id, email, change_seq, top_position) SELECT ${sub}, ${email}, 1, todo_key_between(NULL, NULL)
+        WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys AS k WHERE k.user_id = ${sub} AND k.key = ${key} AND ${KEPT})
+        ON CONFLICT (id) DO UPDATE SET change_seq = u.change_seq + 1, email = COALESCE(EXCLUDED.email, u.email),
+          top_position = todo_key_between(NULL, u.top_position)
+        RETURNING change_seq, top_position
+      ),
+      claim AS (
+        INSERT INTO idempotency_keys AS k (user_id, key, title, notes, due_date, task_id, created_at, position)
+        SELECT ${sub}, ${key}, ${title}, ${notes}, ${due_date}::date, gen_random_uuid(), now(), bump.top_position
+        FROM bump
+        ON CONFLICT (user_id, key) DO UPDATE
+          SET title = EXCLUDED.title, notes = EXCLUDED.notes, due_date = EXCLUDED.due_date, task_id = EXCLUDED.task_id,
+            created_at = EXCLUDED.created_at, position = EXCLUDED.position
+          WHERE NOT ${KEPT}
+        RETURNING task_id, created_at, position
+      ),
+      created AS (
+        INSERT INTO tasks (id, user_id, title, notes, due_date, change_seq, position, created_at, updated_at)
+        SELECT claim.task_id, ${sub}, ${title}, ${notes}, ${due_date}::date, bump.change_seq, claim.position, claim.created_at, claim.created_at
+        FROM claim, bump
+        RETURNING ${COLUMNS}
+      )
+      SELECT created.*, pg_notify('todo_api_changes', ${sub}) FROM created`;
+    if (row) {
+      delete row.pg_notify;
+      return reply.code(201).header('location', `/api/tasks/${row.id}`).send(row);
+    }
+    const [stored] = await sql`
+      SELECT k.title, k.notes, k.due_date::text AS due_date, k.task_id, k.created_at, k.position
+      FROM idempotency_keys AS k WHERE k.user_id = ${sub} AND k.key = ${key} AND ${KEPT}`;
+    return reply.code(201).header('idempotent-replayed', 'true').send(stored);
+  }
   // As src/tasks/queries.ts creates: the user's change counter bumped and the key before
   // their top position taken in one upsert, the task at that key, and NOTIFY.
   const [row] = await sql`

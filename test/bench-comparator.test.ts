@@ -19,12 +19,13 @@ t.test('the minimal server answers what the API answers', async (t) => {
     await minimal.stop();
     await rm(logFile, { force: true });
   });
-  const send = async (method: string, path: string, user: string | null, body?: unknown) => {
+  const send = async (method: string, path: string, user: string | null, body?: unknown, headers: Record<string, string> = {}) => {
     const res = await fetch(`${minimal.url}${path}`, {
       method,
       headers: {
         ...(user !== null && { authorization: `Bearer ${token(user, { email: `${user}@example.com` })}` }),
         'content-type': 'application/json',
+        ...headers,
       },
       ...(body !== undefined && { body: JSON.stringify(body) }),
     });
@@ -45,6 +46,13 @@ t.test('the minimal server answers what the API answers', async (t) => {
   t.equal(created.status, 201, 'create: 201');
   const viaApi = await api.get(`/api/tasks/${created.body.id}`, asApi('alice'));
   t.same(created.body, viaApi.json(), 'create: the same task the API reads back');
+
+  // A create with an Idempotency-Key claims the key as the API does: the API answers a retry with that task.
+  const keyed = await send('POST', '/api/tasks', 'alice', { title: 'keyed' }, { 'idempotency-key': 'bench-key-1' });
+  t.equal(keyed.status, 201, 'create with a key: 201');
+  const retried = await api.post('/api/tasks', { as: 'alice', payload: { title: 'keyed' }, headers: { 'idempotency-key': 'bench-key-1' } });
+  t.equal(retried.headers['idempotent-replayed'], 'true', "create with a key: the API replays the minimal server's create");
+  t.same(retried.json(), keyed.body, 'create with a key: the same task');
 
   for (let i = 0; i < 60; i++) await api.createTask('alice', `task ${i}`);
   const page = await send('GET', '/api/tasks?limit=50', 'alice');
