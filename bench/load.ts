@@ -192,6 +192,22 @@ export interface Measurement {
   failures: number;
 }
 
+/**
+ * The median over rounds of `of(a[i], b[i])`: each round of one server against the other's
+ * round beside it in time (issue 21: median ratios), so that a round the machine slowed
+ * for one server alone moves the figure less than a ratio of totals would.
+ */
+export function medianRatio<T>(a: readonly T[], b: readonly T[], of: (x: T, y: T) => number | undefined): number | undefined {
+  const ratios = a.flatMap((x, i) => {
+    const y = b[i];
+    const r = y === undefined ? undefined : of(x, y);
+    return r === undefined || !Number.isFinite(r) ? [] : [r];
+  });
+  if (ratios.length === 0 || ratios.length !== a.length) return undefined;
+  ratios.sort((p, q) => p - q);
+  const mid = ratios.length >> 1;
+  return ratios.length % 2 === 1 ? ratios[mid] : ((ratios[mid - 1] ?? 0) + (ratios[mid] ?? 0)) / 2;
+}
 export interface LoadOptions {
   connections: number;
   /** Seconds. */

@@ -20,7 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { analyze, bulkLoad, Cluster, sampleTasks, seedUsers } from './database.ts';
-import { LISTINGS, load, mixed, SCENARIOS, signer, SIZE_SCENARIOS, type Fixture, type LoadOptions, type Measurement, type Scenario } from './load.ts';
+import { LISTINGS, load, medianRatio, mixed, SCENARIOS, signer, SIZE_SCENARIOS, type Fixture, type LoadOptions, type Measurement, type Scenario } from './load.ts';
 import { buildApi, startServer, type RunningServer, type ServerOptions, type Target } from './servers.ts';
 import type { Sql } from '../src/db/client.ts';
 import { makeTemporaryDataDir } from '../src/dev/embedded.ts';
@@ -231,6 +231,10 @@ function combine(rounds: Measured[], seconds: number): Measured {
   };
 }
 
+const throughputRatio = (x: Measured, y: Measured) => (y.rps > 0 ? x.rps / y.rps : undefined);
+const cpuRatio = (x: Measured, y: Measured) => (x.cpu !== undefined && y.cpu !== undefined && x.cpu > 0 ? y.cpu / x.cpu : undefined);
+const fixed = (r: number | undefined) => (r === undefined ? 'n/a' : r.toFixed(2));
+
 function table(head: string[], rows: string[][]): string {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: string[]) => `| ${cells.map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0))).join(' | ')} |`;
@@ -322,9 +326,12 @@ async function comparison(): Promise<boolean> {
         failures += result.failures;
       }
     }
-    const api = combine(measured.get('api') ?? [], options.duration);
-    const min = combine(measured.get('minimal') ?? [], options.duration);
-    const floor = combine(measured.get('floor') ?? [], options.duration);
+    const apiRounds = measured.get('api') ?? [];
+    const minRounds = measured.get('minimal') ?? [];
+    const floorRounds = measured.get('floor') ?? [];
+    const api = combine(apiRounds, options.duration);
+    const min = combine(minRounds, options.duration);
+    const floor = combine(floorRounds, options.duration);
     const flag = (m: Measurement) => (m.failures > 0 ? ` (${num(m.failures)} failed)` : '');
     rows.push([
       scenario.label,
@@ -334,14 +341,14 @@ async function comparison(): Promise<boolean> {
       num(min.rps) + flag(min),
       ms(min.p50),
       ms(min.p99),
-      ratio(api.rps, min.rps),
+      fixed(medianRatio(apiRounds, minRounds, throughputRatio)),
       latencyRatio(api.p99, min.p99),
       us(api.cpu),
       us(min.cpu),
-      api.cpu !== undefined && min.cpu !== undefined ? ratio(min.cpu, api.cpu) : 'n/a',
+      fixed(medianRatio(apiRounds, minRounds, cpuRatio)),
       num(floor.rps) + flag(floor),
-      ratio(api.rps, floor.rps),
-      api.cpu !== undefined && floor.cpu !== undefined ? ratio(floor.cpu, api.cpu) : 'n/a',
+      fixed(medianRatio(apiRounds, floorRounds, throughputRatio)),
+      fixed(medianRatio(apiRounds, floorRounds, cpuRatio)),
     ]);
   }
   console.log(
@@ -353,7 +360,8 @@ async function comparison(): Promise<boolean> {
   console.log(
     '\nminimal: the same-work comparator (the same headers and one pino line per request, as the API); floor: the bare one (neither). ' +
       'ratio req/s and ratio CPU: API / minimal throughput and minimal / API CPU per request (1.00 = as cheap as minimal; ' +
-      'CPU time is read from /proc and is steadier than req/s on a busy machine). ratio p99: API / minimal.',
+      'CPU time is read from /proc and is steadier than req/s on a busy machine), each the median over rounds of one round ' +
+      "against the other server's round beside it. ratio p99: API / minimal.",
   );
   const api = running.get('api');
   const min = running.get('minimal');

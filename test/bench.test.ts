@@ -8,7 +8,7 @@ import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import t from 'tap';
-import { SCENARIOS, SIZE_SCENARIOS } from '../bench/load.ts';
+import { medianRatio, SCENARIOS, SIZE_SCENARIOS } from '../bench/load.ts';
 import { databaseUrl } from './helper.ts';
 import { fileURLToPath } from 'node:url';
 
@@ -41,6 +41,18 @@ const cells = (out: string, label: string) =>
     .map((c) => c.trim());
 
 const FIGURE = /^\d[\d,.]*$/;
+
+t.test('ratios are the median over rounds of each round against the one beside it', async (t) => {
+  const cpu = (us: number) => ({ cpu: us });
+  const cheaper = (x: { cpu: number }, y: { cpu: number }) => y.cpu / x.cpu;
+  // One round where the machine slowed the API alone: a ratio of totals would say 0.60.
+  const api = [100, 100, 500, 100, 100].map(cpu);
+  const other = [110, 90, 100, 100, 120].map(cpu);
+  t.equal(medianRatio(api, other, cheaper), 1, 'the middle one of 1.1, 0.9, 0.2, 1.0, 1.2');
+  t.equal(medianRatio(api.slice(0, 4), other.slice(0, 4), cheaper), (0.9 + 1) / 2, 'an even count: the mean of the middle two');
+  t.equal(medianRatio(api, other.slice(0, 3), cheaper), undefined, 'a round without its pair: no figure');
+  t.equal(medianRatio(api, other, () => undefined), undefined, 'no measurement: no figure');
+});
 
 t.test('the comparison prints one row per scenario with both servers and their ratios', async (t) => {
   // One short round per scenario: this proves that the bench runs, not how fast anything is.
