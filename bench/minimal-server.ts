@@ -10,18 +10,20 @@
  *
  * Two comparators (COMPARATOR): `same-work` (the default) does the API's observable work
  * too, so that a ratio measures what contract-first costs and not whether a server logs:
- * the same response headers (src/plugins/security-headers.ts's values) and one pino line
- * per request at info with the same fields, to stdout (a file under the bench). `floor`
+ * the same response headers (src/plugins/security-headers.ts's values, and the ETags of
+ * src/tasks/etag.ts) and one pino line per request at info with the same fields, to stdout
+ * (a file under the bench). `floor`
  * does neither: the bare minimum, a second reference.
  *
  *   DATABASE_URL=postgres://… SECRET_KEY=… PORT=… [COMPARATOR=floor] node --import tsx bench/minimal-server.ts
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { createVerifier } from 'fast-jwt';
-import Fastify, { type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import pino from 'pino';
 import postgres from 'postgres';
 import { API_CACHE_CONTROL, SECURITY_HEADERS } from '../src/plugins/security-headers.ts';
+import { pageEtag, taskEtag } from '../src/tasks/etag.ts';
 
 const { DATABASE_URL, SECRET_KEY, PORT = '0', HOST = '127.0.0.1', COMPARATOR = 'same-work' } = process.env;
 const sameWork = COMPARATOR !== 'floor';
@@ -151,7 +153,14 @@ const ORDER: Record<Sort, { after: (k: Key) => ReturnType<typeof sql>; by: Retur
 };
 const contains = (q: string) => `%${q.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
 
-app.get('/api/tasks', async (request) => {
+/** A task's ETag (src/tasks/etag.ts) on a 200 or 201, as the API sends it. */
+function withEtag(reply: FastifyReply, status: number, body: unknown): FastifyReply {
+  const updated = (body as { updated_at?: unknown } | null)?.updated_at;
+  if (sameWork && status < 300 && updated !== undefined) reply.header('etag', taskEtag(iso(updated) ?? ''));
+  return reply.code(status).send(body);
+}
+
+app.get('/api/tasks', async (request, reply) => {
   const query = request.query as { limit?: string; status?: string; cursor?: string; sort?: Sort; q?: string; has_due?: string };
   const limit = Number(query.limit ?? 50);
   const sort = query.sort ?? 'created';
@@ -177,17 +186,16 @@ app.get('/api/tasks', async (request) => {
   const items = rows.slice(0, limit);
   const last = items.at(-1);
   const more = rows.length > limit && last !== undefined;
-  return {
-    items,
-    next_cursor: more ? Buffer.from(JSON.stringify([fingerprint, ...order.key(last)])).toString('base64url') : null,
-  };
+  const nextCursor = more ? Buffer.from(JSON.stringify([fingerprint, ...order.key(last)])).toString('base64url') : null;
+  if (sameWork) reply.header('etag', pageEtag(items.map((row) => ({ id: row.id ?? '', updated_at: iso(row.updated_at) ?? '' })), nextCursor));
+  return { items, next_cursor: nextCursor };
 });
 
 app.get('/api/tasks/:id', async (request, reply) => {
   const { id } = request.params as { id: string };
   const [row] = await sql<Row[]>`SELECT user_id AS owner_id, ${COLUMNS} FROM tasks WHERE id = ${id}`;
   const { status, body } = found(row, request.claims.sub);
-  return reply.code(status).send(body);
+  return withEtag(reply, status, body);
 });
 
 // As src/tasks/queries.ts: an Idempotency-Key's record answers for 24 hours.
@@ -227,7 +235,7 @@ app.post('/api/tasks', async (request, reply) => {
       SELECT created.*, pg_notify('todo_api_changes', ${sub}) FROM created`;
     if (row) {
       delete row.pg_notify;
-      return reply.code(201).header('location', `/api/tasks/${row.id}`).send(row);
+      return withEtag(reply.header('location', `/api/tasks/${row.id}`), 201, row);
     }
     const [stored] = await sql`
       SELECT k.title, k.notes, k.due_date::text AS due_date, k.task_id, k.created_at, k.position
@@ -250,7 +258,7 @@ app.post('/api/tasks', async (request, reply) => {
     )
     SELECT created.*, pg_notify('todo_api_changes', ${sub}) FROM created`;
   if (row) delete row.pg_notify;
-  return reply.code(201).header('location', `/api/tasks/${row?.id}`).send(row);
+  return withEtag(reply.header('location', `/api/tasks/${row?.id}`), 201, row);
 });
 
 app.patch('/api/tasks/:id', async (request, reply) => {
@@ -288,7 +296,7 @@ app.patch('/api/tasks/:id', async (request, reply) => {
     LEFT JOIN target ON true
     LEFT JOIN changed ON true`;
   const answer = found(row, userId);
-  return reply.code(answer.status).send(answer.body);
+  return withEtag(reply, answer.status, answer.body);
 });
 
 app.post('/api/tasks/:id/move', async (request, reply) => {
@@ -310,7 +318,7 @@ app.post('/api/tasks/:id/move', async (request, reply) => {
   const { outcome, ...rest } = row ?? ({} as Row & { outcome: string });
   void outcome;
   const answer = found(row ? (rest as Row) : undefined, userId);
-  return reply.code(answer.status).send(answer.body);
+  return withEtag(reply, answer.status, answer.body);
 });
 
 for (const signal of ['SIGTERM', 'SIGINT'] as const) {
