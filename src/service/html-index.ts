@@ -1,5 +1,5 @@
 import { negotiate } from '@fastify/accept-negotiator';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, onSendAsyncHookHandler } from 'fastify';
 import fp from 'fastify-plugin';
 import type { components } from '../generated/openapi.ts';
 
@@ -33,15 +33,18 @@ production the token comes from your sign-in (Better Auth or any HS256/JWKS issu
  * renders its body when the request prefers text/html).
  */
 async function htmlIndex(app: FastifyInstance): Promise<void> {
-  app.addHook('onSend', async (request, reply, payload) => {
-    // On every response's path: a string compare first (routeOptions builds an object per read).
-    const url = request.url;
-    if ((url !== '/' && !url.startsWith('/?')) || (request.method !== 'GET' && request.method !== 'HEAD')) return payload;
+  const render: onSendAsyncHookHandler = async (request, reply, payload) => {
     reply.header('vary', 'Accept');
     if (reply.statusCode !== 200 || typeof payload !== 'string') return payload;
     if (negotiate(request.headers.accept ?? '*/*', ['application/json', 'text/html']) !== 'text/html') return payload;
     reply.type('text/html; charset=utf-8');
     return page(JSON.parse(payload) as ServiceIndex);
+  };
+  // On the index's route only (GET /, and the HEAD Fastify adds): no other response pays for it.
+  app.addHook('onRoute', (route) => {
+    if (route.url !== '/' || (route.method !== 'GET' && route.method !== 'HEAD')) return;
+    const own = route.onSend === undefined ? [] : Array.isArray(route.onSend) ? route.onSend : [route.onSend];
+    route.onSend = [render, ...own]; // first: a HEAD route's own hook drops the body after it
   });
 }
 

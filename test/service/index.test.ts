@@ -64,4 +64,11 @@ t.test('GET / in a browser is a page with clickable links; JSON for every other 
     t.match(res.headers['content-type'], /^application\/json/, `Accept ${accept ?? '(none)'}: JSON`);
     t.equal(res.json().links.docs, '/docs');
   }
+  const head = await api.app.inject({ method: 'HEAD', url: '/?from=bookmark', headers: { accept: 'text/html' } });
+  t.equal(head.statusCode, 200, 'HEAD / with a query');
+  t.match(head.headers['content-type'], /^text\/html/, 'HEAD / in a browser: the headers of the page');
+  t.equal(head.headers.vary, 'Accept');
+  const health = await api.get('/health', { headers: { accept: 'text/html' } });
+  t.match(health.headers['content-type'], /^application\/json/, 'another route stays JSON for a browser');
+  t.notOk(String(health.headers.vary ?? '').includes('Accept'), 'and does not vary on Accept');
 });
