@@ -39,7 +39,7 @@ const { values } = (() => {
     return parseArgs({
       options: {
         duration: { type: 'string', default: '10' },
-        rounds: { type: 'string', default: '5' },
+        rounds: { type: 'string', default: '10' },
         requests: { type: 'string' },
         warmup: { type: 'string', default: '2' },
         connections: { type: 'string', default: '32' },

@@ -82,6 +82,7 @@ export function createTaskQueries(sql: Sql) {
   // Constant fragments are made once: each sql`` is an object (a Promise) per use.
   const NOTHING: ReturnType<Sql> = sql``;
   const CHANNEL = sql.unsafe(`'${CHANGES_CHANNEL}'`);
+  const NEW_ID = sql`gen_random_uuid()`;
   const COLS = sql.unsafe(COLUMNS);
   const RANK = sql.unsafe(DUE_RANK);
   // A create's record still answers: an Idempotency-Key's for 24 hours, a client id's (its key
@@ -155,7 +156,7 @@ export function createTaskQueries(sql: Sql) {
           claim AS (
             INSERT INTO idempotency_keys AS k (user_id, key, title, notes, due_date, task_id, created_at, position)
             SELECT ${user.id}, ${key}, ${task.title}, ${task.notes}, ${task.due_date}::date,
-              ${id === undefined ? sql`gen_random_uuid()` : sql`${id}::uuid`}, now(), bump.top_position
+              ${id === undefined ? NEW_ID : sql`${id}::uuid`}, now(), bump.top_position
             FROM bump
             ON CONFLICT (user_id, key) DO UPDATE
               SET title = EXCLUDED.title, notes = EXCLUDED.notes, due_date = EXCLUDED.due_date, task_id = EXCLUDED.task_id,
