@@ -92,6 +92,7 @@ const PAGE = `<!doctype html>
     settled() {
       return until(() => store.pendingCount === 0, 'everything sent');
     },
+    saved: () => store.saved(),
   };
 </script>
 <h1>todo offline</h1>
@@ -189,6 +190,8 @@ t.test('offline in a real browser: three tasks made offline survive a reload fro
     'offline: the three tasks show at once, one completed',
   );
   t.equal(offline.pending, 4, 'four mutations queued');
+  // IndexedDB commits a few milliseconds after each mutation; an app reloading itself waits for that.
+  await app(page, 'saved');
 
   // Reloaded while still offline: the page comes from the service worker, the store from IndexedDB.
   const reloaded = await page.reload();

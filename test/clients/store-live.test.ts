@@ -424,6 +424,46 @@ t.test('a restart from fileStorage keeps the outbox (and the replica)', async (t
   t.equal(third.pendingCount, 0, 'nothing queued');
 });
 
+t.test('saved() waits for an asynchronous storage to hold every change, and rejects when the latest save failed', async (t) => {
+  // Each save is held until the test settles it, as an IndexedDB transaction commits later.
+  const held: Array<{ state: string; settle: (error?: Error) => void }> = [];
+  let stored: string | undefined;
+  const storage: TodoStorage = {
+    load: () => undefined,
+    save: (state) =>
+      new Promise<void>((resolve, reject) => {
+        const copy = JSON.stringify(state);
+        held.push({ state: copy, settle: (error) => (error ? reject(error) : (stored = copy, resolve())) });
+      }),
+  };
+  const net = network();
+  net.offline = true;
+  const { store, errors } = open(t, { baseUrl: 'http://127.0.0.1:9', live: false, fetch: net.fetch, storage });
+  await store.ready;
+  held.splice(0).forEach((h) => h.settle()); // the first save, of the loaded (empty) state
+  await store.saved();
+
+  const milk = store.create({ title: 'milk' });
+  store.update(milk.id, { status: 'completed' });
+  t.equal(held.length, 2, 'each mutation started a save');
+  let done = false;
+  const saved = store.saved().then(() => (done = true));
+  held[0]?.settle();
+  await new Promise((resolve) => setImmediate(resolve));
+  t.equal(done, false, 'not saved while the latest save is still under way');
+  held[1]?.settle();
+  held.splice(0, 2);
+  await saved;
+  t.equal(done, true, 'saved once both are stored');
+  t.match(JSON.parse(stored ?? '{}'), { outbox: [{ kind: 'create' }, { kind: 'update' }] }, 'and the stored state has both mutations');
+
+  store.create({ title: 'bread' });
+  const failing = held.splice(0);
+  failing.forEach((h) => h.settle(new Error('QuotaExceededError')));
+  await t.rejects(store.saved(), { message: 'QuotaExceededError' }, 'a failed latest save: saved() rejects with its error');
+  t.equal(errors.length, failing.length, "and the store emitted an 'error' for the failed save");
+});
+
 t.test('a store closed mid-sync writes nothing afterwards: a restart on the same storage loses nothing', async (t) => {
   const { urls } = await serve(t);
   const shared = memoryStorage();

@@ -26,7 +26,8 @@ export interface TodoStorage {
   /**
    * Replaces the saved state. Called synchronously by every mutation: a storage that can
    * write synchronously (memory, file) has it durable before the mutation returns; an
-   * asynchronous one (IndexedDB) has its write queued by then.
+   * asynchronous one (IndexedDB) has its write started by then, and its promise resolves
+   * once it is durable. Writes must land in the order they were made.
    */
   save(state: SavedState): void | Promise<void>;
   close?(): void | Promise<void>;
@@ -67,21 +68,40 @@ export function fileStorage(path: string): TodoStorage {
   };
 }
 
-/** IndexedDB (browsers), through idb: one record holding the whole state. */
+/**
+ * IndexedDB (browsers), through idb: one record holding the whole state. Once the database
+ * is open, each save starts its transaction at once, in the mutation's own task: IndexedDB
+ * runs read-write transactions on one store in the order they were made, and a write is not
+ * left waiting behind the previous one's commit, where a reload would drop it unstarted.
+ */
 export function indexedDbStorage(name: string): TodoStorage {
   let db: Promise<IDBPDatabase> | undefined;
+  let opened: IDBPDatabase | undefined;
   const open = async () => {
     const { openDB } = await import('idb');
-    return openDB(name, 1, { upgrade: (d) => void d.createObjectStore('state') });
+    return (opened = await openDB(name, 1, { upgrade: (d) => void d.createObjectStore('state') }));
   };
   const database = () => (db ??= open());
+  // Writes made before the database is open wait for it, in order.
+  let waiting = 0;
   let last: Promise<unknown> = Promise.resolve();
   return {
     load: async () => (await (await database()).get('state', 'state')) as SavedState | undefined,
-    // Writes are chained, so that they land in the order they were made.
     save: (state) => {
-      const copy = structuredClone(state);
-      const write = last.then(async () => (await database()).put('state', copy, 'state'));
+      let write: Promise<unknown>;
+      if (opened && waiting === 0) {
+        write = opened.put('state', state, 'state'); // put clones the state before it returns
+      } else {
+        const copy = structuredClone(state);
+        waiting++;
+        write = last.then(async () => {
+          try {
+            return (await database()).put('state', copy, 'state');
+          } finally {
+            waiting--; // started: later writes may start at once, behind it
+          }
+        });
+      }
       last = write.catch(() => undefined);
       return write.then(() => undefined);
     },

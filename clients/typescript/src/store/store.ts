@@ -48,6 +48,12 @@ export interface TodoStore {
   clearCompleted(): void;
   /** Mutations not yet acknowledged by the server. */
   readonly pendingCount: number;
+  /**
+   * Resolves once every change made so far is in storage; rejects with the error of the
+   * latest save if that one failed. IndexedDB commits a few milliseconds after the call:
+   * await this before a reload or navigation the app starts itself.
+   */
+  saved(): Promise<void>;
   on<E extends keyof Events>(event: E, listener: (payload: Events[E]) => void): () => void;
   /** Pushes everything queued, then pulls until has_more is false; rejects if the server cannot be reached. */
   sync(): Promise<void>;
@@ -88,6 +94,8 @@ export function createTodoStore(options: TodoStoreOptions): TodoStore {
   let closed = false;
   const stop = new AbortController();
   const syncs = new Set<Promise<void>>();
+  let latestSave: Promise<void> = Promise.resolve();
+  let allSaves: Promise<unknown> = latestSave;
 
   const now = () => new Date().toISOString();
   const emit = <E extends keyof Events>(event: E, payload: Events[E]) => {
@@ -98,7 +106,12 @@ export function createTodoStore(options: TodoStoreOptions): TodoStore {
   function changed(): void {
     const state: SavedState = { version: 1, server: [...server.values()], outbox, since, gone: [...gone], userId };
     const saving = storage.save(state);
-    if (saving) saving.catch((error: unknown) => emit('error', { mutation: outbox[0] as Mutation, error }));
+    if (saving) {
+      saving.catch((error: unknown) => emit('error', { mutation: outbox[0] as Mutation, error }));
+      // Each save replaces the whole state: the latest one says whether it is all stored.
+      latestSave = saving;
+      allSaves = Promise.allSettled([allSaves, saving]);
+    }
     view = new Map(server);
     for (const m of outbox) apply(view, m, userId);
     snapshot = [...view.values()].sort(SORTS.created);
@@ -370,6 +383,10 @@ export function createTodoStore(options: TodoStoreOptions): TodoStore {
     clearCompleted: () => enqueue(...[...view.values()].filter((t) => t.status === 'completed').map((t): Mutation => ({ kind: 'remove', id: t.id }))),
     get pendingCount() {
       return outbox.length;
+    },
+    saved() {
+      const [all, latest] = [allSaves, latestSave]; // the changes made so far, not later ones
+      return all.then(() => latest);
     },
     on(event, listener) {
       const set = listeners[event] as Set<typeof listener>;
