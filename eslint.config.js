@@ -3,7 +3,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'src/generated/', 'clients/typescript/dist/', 'clients/typescript/src/generated/', 'clients/typescript/node_modules/', '.tap/', 'coverage/', 'artifacts/', '.data/', 'test/clients/generated/'] },
+  { ignores: ['node_modules/', 'dist/', 'dist-bench-*/', 'src/generated/', 'clients/typescript/dist/', 'clients/typescript/src/generated/', 'clients/typescript/node_modules/', '.tap/', 'coverage/', 'artifacts/', '.data/', 'test/clients/generated/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -117,7 +117,7 @@ function selectScenarios(list: string | undefined): Scenario[] {
 // Output piped into `head` must not kill the run before it stops its servers and database.
 process.stdout.on('error', () => {});
 
-// Every mode runs the API, from its build (dist/), as an operator does.
+// Every mode runs the API from its build, as an operator does.
 buildApi();
 const sign = signer(SECRET);
 const workDir = await mkdtemp(join(tmpdir(), 'todo-api-bench-run-'));

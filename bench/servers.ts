@@ -1,5 +1,5 @@
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, openSync, closeSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, openSync, closeSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { freePort } from '../src/dev/embedded.ts';
 import { fileURLToPath } from 'node:url';
@@ -42,19 +42,33 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
+/** The API's entry, once buildApi has built it. */
+let apiEntry: string | undefined;
+
 /**
- * `npm run build`: the API runs from dist/, as an operator runs it (README, production).
- * Run once per bench, before the first API server starts.
+ * `npm run build`: the API runs from its build, as an operator runs it (README, production).
+ * Run once per bench, before the first API server starts. Each bench builds into a folder of
+ * its own beside dist/ (the same depth, so the build finds openapi.yaml and sql/ as dist/
+ * would): benches side by side (test/bench.test.ts) never read a file another is writing,
+ * and a bench leaves the developer's dist/ alone. Removed when the bench exits.
  */
 export function buildApi(): void {
-  execFileSync('npm', ['run', '-s', 'build'], { cwd: ROOT, stdio: 'inherit' });
+  const dir = join(ROOT, `dist-bench-${process.pid}`);
+  process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
+  execFileSync('npm', ['run', '-s', 'build', '--', '--outDir', dir], { cwd: ROOT, stdio: 'inherit' });
+  apiEntry = join(dir, 'server.js');
 }
 
 /**
- * The API as an operator runs it: the build of the real entry (dist/server.js, see
+ * The API as an operator runs it: the build of the real entry (server.js, see
  * buildApi) in production mode, logging at info into a file; or the minimal comparator
  * (bench/minimal-server.ts, through tsx).
  */
+function builtApi(): string {
+  if (apiEntry === undefined) throw new Error('buildApi() first: the API runs from its build');
+  return apiEntry;
+}
+
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const port = await freePort();
   const env: Record<string, string> = {
@@ -74,7 +88,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
   const args = [
     ...(options.cpuProfDir ? ['--cpu-prof', '--cpu-prof-dir', options.cpuProfDir] : []),
-    ...(options.target === 'api' ? ['dist/server.js'] : ['--import', 'tsx', 'bench/minimal-server.ts']),
+    ...(options.target === 'api' ? [builtApi()] : ['--import', 'tsx', 'bench/minimal-server.ts']),
   ];
   const log = openSync(options.logFile, 'a');
   const child = spawn(process.execPath, args, { cwd: ROOT, env, stdio: ['ignore', log, log] });
