@@ -5,6 +5,7 @@
  * PostgreSQL behind and finds its data again on the next start.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import postgres from 'postgres';
 import t from 'tap';
@@ -207,3 +208,17 @@ t.test(
     t.equal(runningPostmaster(dataDir), undefined, 'no PostgreSQL is left running on the data dir');
   },
 );
+
+t.test('freePort gives a port below the ephemeral ranges (where outgoing connections go), free to listen on', async (t) => {
+  const ports = await Promise.all(Array.from({ length: 5 }, () => freePort()));
+  for (const port of ports) {
+    t.ok(port >= 20_000 && port < 32_000, `${port} is below 32768`);
+    const server = createServer();
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port, host: '127.0.0.1' }, resolve);
+    });
+    t.pass(`listened on ${port}`);
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  }
+});

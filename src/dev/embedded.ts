@@ -354,14 +354,31 @@ export function isAlive(pid: number): boolean {
   }
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
+/**
+ * A port free now, for a process about to listen on it. Chosen at random below the
+ * ephemeral ranges (Linux 32768-60999, macOS and Windows 49152-65535), where the system
+ * also places outgoing connections: a port from listen(0) could be taken by one of them (a
+ * client's connection to PostgreSQL) before the process binds it, as CI saw (EADDRINUSE).
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if ((await listenOnce(port)) === port) return port;
+  }
+  const port = await listenOnce(0);
+  if (port === undefined) throw new Error('no free port');
+  return port;
+}
+
+/** Listens on the port (0: any) of 127.0.0.1 and closes again: the port it got, or undefined. */
+function listenOnce(port: number): Promise<number | undefined> {
+  return new Promise((resolvePort) => {
     const srv = createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
+    srv.once('error', () => resolvePort(undefined));
+    srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => {
       const address = srv.address();
-      srv.close(() => (typeof address === 'object' && address ? resolvePort(address.port) : reject(new Error('no port'))));
+      srv.close(() => resolvePort(typeof address === 'object' && address ? address.port : undefined));
     });
   });
 }
