@@ -28,9 +28,14 @@ async function shutdown(app: FastifyInstance, options: ShutdownOptions): Promise
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
   });
+  // Connections that have sent a request. Node's closeIdleConnections cuts those once idle,
+  // but not one that never sent a request (a browser's preconnect, a load balancer's spare):
+  // close() would wait for it until the request timeout. Those are cut after the grace.
+  const served = new WeakSet<Socket>();
 
   // Both hooks are synchronous: they run on every request.
-  app.addHook('onRequest', (_request, reply, done) => {
+  app.addHook('onRequest', (request, reply, done) => {
+    if (request.raw.socket) served.add(request.raw.socket); // (a destroyed request's may be gone)
     if (!closing) return done();
     reply.header('connection', 'close');
     done(serviceUnavailable('The server is shutting down; retry shortly.'));
@@ -50,6 +55,7 @@ async function shutdown(app: FastifyInstance, options: ShutdownOptions): Promise
     if (app.server.listening) NetServer.prototype.close.call(app.server);
     const until = Date.now() + idleGraceMs;
     while (sockets.size > 0 && Date.now() < until) await sleep(10);
+    for (const socket of sockets) if (!served.has(socket)) socket.destroy();
   });
 }
 

@@ -29,9 +29,8 @@ async function serve(t: Test, options: Partial<AppOptions> = {}) {
   const baseUrl = `http://127.0.0.1:${(built.app.server.address() as AddressInfo).port}`;
   const alice = token('alice');
   const client = (extra: Partial<TodoClientOptions> = {}) => createTodoClient({ baseUrl, token: alice, ...extra });
-  // Every stream a test opens ends before the app closes (teardowns run last-in first-out).
-  // Node's fetch (undici) opens a spare connection when a request is aborted mid-body; the
-  // server would keep it, with no request on it, for its timeouts (70 s) and close would wait.
+  // Every stream a test opens ends before the app closes (teardowns run last-in first-out);
+  // then its connections are cut, so that close() does not give them its grace (500 ms).
   const stop = new AbortController();
   t.teardown(() => {
     stop.abort();

@@ -48,9 +48,8 @@ async function serve(t: Test) {
   await other.ready();
   t.teardown(() => other.close());
   const urls = [await listen(one.app), await listen(other)] as const;
-  // After a streamed response is cut, Node's fetch may open a spare connection that never sends a
-  // request; an app closing waits for it (about a minute). Once the stores are closed (their
-  // teardowns run first), cut whatever is left, so that the apps close at once.
+  // Once the stores are closed (their teardowns run first), cut whatever is left, so that the
+  // apps close at once instead of giving open connections their grace (500 ms each).
   const sockets = new Set<Socket>();
   let cutting = false;
   for (const app of [one.app, other]) {
