@@ -101,10 +101,9 @@ export function createTaskQueries(sql: Sql) {
   // A create records the user on their first write (keeping a known email when the token
   // has none), bumps their counter and takes the key before the lowest one ever issued to
   // them (the top of the manual order), in one upsert: on that locked row, concurrent
-  // creates of a user never take the same key.
-  // `unless` skips it all (a replay or a taken id writes nothing).
-  const recordUser = (user: { id: string; email: string | null }, unless: ReturnType<Sql> = NOTHING) => sql`
-    INSERT INTO users AS u (id, email, change_seq, top_position) SELECT ${user.id}, ${user.email}, 1, todo_key_between(NULL, NULL) ${unless}
+  // creates of a user never take the same key. (createKeyed writes it out, with a condition.)
+  const recordUser = (user: { id: string; email: string | null }) => sql`
+    INSERT INTO users AS u (id, email, change_seq, top_position) SELECT ${user.id}, ${user.email}, 1, todo_key_between(NULL, NULL)
     ON CONFLICT (id) DO UPDATE SET change_seq = u.change_seq + 1, email = COALESCE(EXCLUDED.email, u.email),
       top_position = todo_key_between(NULL, u.top_position)
     RETURNING change_seq, top_position`;
@@ -141,18 +140,25 @@ export function createTaskQueries(sql: Sql) {
     // Nothing is written for a key already claimed, nor for a client id that is taken (a
     // deleted task's stays deleted). Two requests racing past this both lock the user's
     // row, and the claim below lets one through.
-    const unclaimed: ReturnType<Sql> = sql`
-      WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys AS k WHERE k.user_id = ${user.id} AND k.key = ${key} AND ${KEPT})
-      ${id === undefined ? NOTHING : sql`
-        AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = ${id}::uuid)
-        AND NOT EXISTS (SELECT 1 FROM task_tombstones WHERE task_id = ${id}::uuid)
-        AND NOT EXISTS (SELECT 1 FROM retired_task_ids WHERE task_id = ${id}::uuid)`}`;
+    const idFree = id === undefined ? NOTHING : sql`
+      AND NOT EXISTS (SELECT 1 FROM tasks WHERE id = ${id}::uuid)
+      AND NOT EXISTS (SELECT 1 FROM task_tombstones WHERE task_id = ${id}::uuid)
+      AND NOT EXISTS (SELECT 1 FROM retired_task_ids WHERE task_id = ${id}::uuid)`;
     // Twice at most: a key that expires between the claim and the read is claimed anew.
     for (let attempt = 0; attempt < 2; attempt++) {
       let row: Task | undefined;
       try {
+        // recordUser's upsert written out, with the claim's condition: composed from
+        // fragments, each a postgres.js Query (a Promise), the statement cost 20-25 µs
+        // more per create (bench/PROFILE.md, seventh round).
         [row] = await deadline.run(sql<Task[]>`
-          WITH bump AS (${recordUser(user, unclaimed)}),
+          WITH bump AS (
+            INSERT INTO users AS u (id, email, change_seq, top_position) SELECT ${user.id}, ${user.email}, 1, todo_key_between(NULL, NULL)
+            WHERE NOT EXISTS (SELECT 1 FROM idempotency_keys AS k WHERE k.user_id = ${user.id} AND k.key = ${key} AND ${KEPT}) ${idFree}
+            ON CONFLICT (id) DO UPDATE SET change_seq = u.change_seq + 1, email = COALESCE(EXCLUDED.email, u.email),
+              top_position = todo_key_between(NULL, u.top_position)
+            RETURNING change_seq, top_position
+          ),
           claim AS (
             INSERT INTO idempotency_keys AS k (user_id, key, title, notes, due_date, task_id, created_at, position)
             SELECT ${user.id}, ${key}, ${task.title}, ${task.notes}, ${task.due_date}::date,
