@@ -59,16 +59,16 @@ export function buildApi(): void {
   apiEntry = join(dir, 'server.js');
 }
 
-/**
- * The API as an operator runs it: the build of the real entry (server.js, see
- * buildApi) in production mode, logging at info into a file; or the minimal comparator
- * (bench/minimal-server.ts, through tsx).
- */
 function builtApi(): string {
   if (apiEntry === undefined) throw new Error('buildApi() first: the API runs from its build');
   return apiEntry;
 }
 
+/**
+ * The API as an operator runs it: the build of the real entry (server.js, see
+ * buildApi) in production mode, logging at info into a file; or the minimal comparator
+ * (bench/minimal-server.ts, through tsx).
+ */
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const port = await freePort();
   const env: Record<string, string> = {
