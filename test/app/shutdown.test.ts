@@ -5,8 +5,7 @@
  * timeout. The shutdown plugin cuts them after its grace; one that did send a request is
  * answered as before.
  */
-import { connect, type Socket } from 'node:net';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo, type Socket } from 'node:net';
 import t from 'tap';
 import { build, token } from '../helper.ts';
 
@@ -26,8 +25,7 @@ t.test('close() cuts a connection that never sent a request, after answering one
   const silentClosed = new Promise<boolean>((resolve) => silent.once('close', () => resolve(true)));
 
   // A keep-alive client with a request of its own: it gets its whole answer.
-  const answered = fetch(`http://127.0.0.1:${port}/api/tasks`, { headers: { authorization: `Bearer ${token('alice')}` } });
-  const response = await answered;
+  const response = await fetch(`http://127.0.0.1:${port}/api/tasks`, { headers: { authorization: `Bearer ${token('alice')}` } });
   t.equal(response.status, 200, 'the request sent before close() is answered');
   await response.text();
 
